@@ -1,0 +1,342 @@
+/* main: options and environment, start mode (spawned on fd 0, --listen,
+ * CGI), request threads, signals and orderly shutdown. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "model.h"
+#include "route.h"
+#include "serve.h"
+
+enum opt_type {
+	OPT_STRING,
+	OPT_SIZE,	/* a whole number within [min, max] */
+	OPT_FLAG
+};
+
+struct config {
+	const char	*model;
+	const char	*audit_db;
+	const char	*listen;
+	size_t		 threads;
+	size_t		 max_body;
+	size_t		 audit_queue;
+	size_t		 check;
+	size_t		 help;
+	size_t		 version;
+};
+
+/* Every option, with its environment variable, type, bounds and default.
+ * Checked once, here, at start-up. */
+static const struct opt {
+	const char	*name;
+	const char	*env;
+	enum opt_type	 type;
+	size_t		 offset;
+	size_t		 min, max;
+	const char	*dflt;
+	const char	*help;
+} opts[] = {
+	{ "model", "MLFCGI_MODEL", OPT_STRING, offsetof(struct config, model),
+	  0, 0, NULL, "model file to serve (required)" },
+	{ "audit-db", "MLFCGI_AUDIT_DB", OPT_STRING,
+	  offsetof(struct config, audit_db), 0, 0, NULL,
+	  "SQLite audit log; off when not given" },
+	{ "threads", "MLFCGI_THREADS", OPT_SIZE,
+	  offsetof(struct config, threads), 1, 1024, "4",
+	  "request threads per process" },
+	{ "max-body", "MLFCGI_MAX_BODY", OPT_SIZE,
+	  offsetof(struct config, max_body), 1, 1UL << 30, "1048576",
+	  "largest request body in bytes (413 above it)" },
+	{ "listen", "MLFCGI_LISTEN", OPT_STRING,
+	  offsetof(struct config, listen), 0, 0, NULL,
+	  "HOST:PORT or socket path; default: fd 0 from the web server" },
+	{ "audit-queue", "MLFCGI_AUDIT_QUEUE", OPT_SIZE,
+	  offsetof(struct config, audit_queue), 1, 100000000, "65536",
+	  "audit rows held in memory before new ones are dropped" },
+	{ "check", NULL, OPT_FLAG, offsetof(struct config, check), 0, 0, NULL,
+	  "load the configuration and model, print a summary, exit" },
+	{ "help", NULL, OPT_FLAG, offsetof(struct config, help), 0, 0, NULL,
+	  "print this help and exit" },
+	{ "version", NULL, OPT_FLAG, offsetof(struct config, version), 0, 0,
+	  NULL, "print the version and exit" },
+	{ NULL, NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+static void
+usage(FILE *f)
+{
+	const struct opt *o;
+
+	fprintf(f, "usage: mlfcgi --model FILE [options]\n"
+	    "Serves a machine-learning model over FastCGI (or CGI).\n\n");
+	for (o = opts; o->name != NULL; o++) {
+		char lhs[64];
+
+		snprintf(lhs, sizeof(lhs), "--%s%s", o->name,
+		    o->type == OPT_FLAG ? "" : o->type == OPT_SIZE ? " N" :
+		    " VALUE");
+		fprintf(f, "  %-22s %s", lhs, o->help);
+		if (o->dflt != NULL)
+			fprintf(f, " [%s]", o->dflt);
+		if (o->env != NULL)
+			fprintf(f, " (%s)", o->env);
+		fputc('\n', f);
+	}
+	fprintf(f, "\nSee mlfcgi(8).\n");
+}
+
+/* Stores value into the option's field. Returns 0, or -1 after printing
+ * what is wrong. */
+static int
+opt_set(struct config *cfg, const struct opt *o, const char *value,
+    const char *from)
+{
+	char *field = (char *)cfg + o->offset;
+	unsigned long long n = 0;
+	const char *p;
+
+	if (o->type == OPT_STRING) {
+		if (*value == '\0') {
+			fprintf(stderr, "mlfcgi: %s: empty value\n", from);
+			return -1;
+		}
+		*(const char **)field = value;
+		return 0;
+	}
+	if (o->type == OPT_FLAG) {
+		*(size_t *)field = 1;
+		return 0;
+	}
+	for (p = value; *p >= '0' && *p <= '9' && n <= o->max; p++)
+		n = n * 10 + (unsigned long long)(*p - '0');
+	if (p == value || *p != '\0' || n < o->min || n > o->max) {
+		fprintf(stderr, "mlfcgi: %s: expected a whole number from %zu "
+		    "to %zu, not \"%.32s\"\n", from, o->min, o->max, value);
+		return -1;
+	}
+	*(size_t *)field = (size_t)n;
+	return 0;
+}
+
+/* Defaults, then the environment, then the command line. */
+static int
+config_load(struct config *cfg, int argc, char **argv)
+{
+	const struct opt *o;
+	const char *v;
+	int i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (o = opts; o->name != NULL; o++)
+		if (o->dflt != NULL && opt_set(cfg, o, o->dflt, o->name) < 0)
+			return -1;
+	for (o = opts; o->name != NULL; o++)
+		if (o->env != NULL && (v = getenv(o->env)) != NULL &&
+		    *v != '\0' && opt_set(cfg, o, v, o->env) < 0)
+			return -1;
+	for (i = 1; i < argc; i++) {
+		const char *arg = argv[i], *eq;
+		size_t len;
+
+		if (strncmp(arg, "--", 2) != 0) {
+			fprintf(stderr, "mlfcgi: unexpected argument \"%s\"\n",
+			    arg);
+			return -1;
+		}
+		arg += 2;
+		eq = strchr(arg, '=');
+		len = eq ? (size_t)(eq - arg) : strlen(arg);
+		for (o = opts; o->name != NULL; o++)
+			if (strlen(o->name) == len &&
+			    strncmp(o->name, arg, len) == 0)
+				break;
+		if (o->name == NULL) {
+			fprintf(stderr, "mlfcgi: unknown option \"%s\"\n",
+			    argv[i]);
+			return -1;
+		}
+		if (o->type == OPT_FLAG) {
+			if (eq != NULL) {
+				fprintf(stderr, "mlfcgi: --%s takes no value\n",
+				    o->name);
+				return -1;
+			}
+			v = "1";
+		} else if (eq != NULL)
+			v = eq + 1;
+		else if (i + 1 < argc)
+			v = argv[++i];
+		else {
+			fprintf(stderr, "mlfcgi: --%s needs a value\n",
+			    o->name);
+			return -1;
+		}
+		if (opt_set(cfg, o, v, argv[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+print_summary(const struct config *cfg, const struct model *m)
+{
+	printf("model: %s %s (%s)\n", m->name, m->version, cfg->model);
+	printf("task: %s, %zu features, %zu classes, estimator %s\n",
+	    m->task == MODEL_CLASSIFICATION ? "classification" : "regression",
+	    m->schema.n, m->n_classes, m->est_ops->type);
+	printf("audit log: %s\n", cfg->audit_db ? cfg->audit_db : "off");
+	printf("threads: %zu, max body: %zu bytes, audit queue: %zu rows\n",
+	    cfg->threads, cfg->max_body, cfg->audit_queue);
+	printf("listen: %s\n", cfg->listen ? cfg->listen :
+	    "fd 0 (spawned by the web server), or CGI");
+}
+
+/* Runs the request threads until SIGTERM or SIGINT. */
+static int
+run_fastcgi(const struct config *cfg, const struct route_env *env,
+    int listen_fd)
+{
+	struct serve_pool pool;
+	pthread_t *threads;
+	sigset_t stopset;
+	int wake[2], sig = 0, flags;
+	size_t i, started = 0;
+
+	if (pipe(wake) < 0) {
+		perror("mlfcgi: pipe");
+		return 1;
+	}
+	flags = fcntl(listen_fd, F_GETFL);
+	if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		perror("mlfcgi: listening socket");
+		return 1;
+	}
+	memset(&pool, 0, sizeof(pool));
+	pool.env = env;
+	pool.listen_fd = listen_fd;
+	pool.wake_fd = wake[0];
+	pool.max_body = cfg->max_body;
+	atomic_init(&pool.stopping, 0);
+	pthread_mutex_init(&pool.accept_lock, NULL);
+
+	threads = calloc(cfg->threads, sizeof(*threads));
+	for (i = 0; threads != NULL && i < cfg->threads; i++) {
+		if (pthread_create(&threads[i], NULL, serve_thread, &pool) != 0)
+			break;
+		started++;
+	}
+	if (started == 0) {
+		fprintf(stderr, "mlfcgi: cannot start request threads\n");
+		return 1;
+	}
+
+	sigemptyset(&stopset);
+	sigaddset(&stopset, SIGTERM);
+	sigaddset(&stopset, SIGINT);
+	while (sigwait(&stopset, &sig) != 0)
+		continue;
+
+	/* Stop accepting; requests in flight finish, then threads return. */
+	atomic_store(&pool.stopping, 1);
+	if (write(wake[1], "x", 1) < 0)
+		perror("mlfcgi: wake");
+	for (i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	free(threads);
+	close(wake[0]);
+	close(wake[1]);
+	pthread_mutex_destroy(&pool.accept_lock);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct route_env env;
+	struct model_err merr;
+	struct model *model;
+	struct config cfg;
+	sigset_t block;
+	char err[512];
+	int listen_fd = 0, rc;
+
+	if (config_load(&cfg, argc, argv) < 0) {
+		fprintf(stderr, "Try 'mlfcgi --help'.\n");
+		return 2;
+	}
+	if (cfg.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (cfg.version) {
+		printf("mlfcgi %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (cfg.model == NULL) {
+		fprintf(stderr, "mlfcgi: no model: give --model FILE or set "
+		    "MLFCGI_MODEL\n");
+		return 2;
+	}
+	if ((model = model_load_file(cfg.model, &merr)) == NULL) {
+		fprintf(stderr, "mlfcgi: cannot load model: %s\n", merr.msg);
+		return 1;
+	}
+
+	/* Every thread inherits this mask: SIGTERM and SIGINT are taken by
+	 * sigwait() in the main thread only, SIGPIPE never kills us. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+
+	memset(&env, 0, sizeof(env));
+	env.model = model;
+	env.max_body = cfg.max_body;
+	if (cfg.audit_db != NULL) {
+		env.audit = audit_open(cfg.audit_db, cfg.audit_queue, err,
+		    sizeof(err));
+		if (env.audit == NULL) {
+			fprintf(stderr, "mlfcgi: cannot open the audit log: "
+			    "%s\n", err);
+			model_free(model);
+			return 1;
+		}
+	}
+	if (cfg.check) {
+		print_summary(&cfg, model);
+		audit_close(env.audit);
+		model_free(model);
+		printf("ok\n");
+		return 0;
+	}
+
+	if (cfg.listen != NULL) {
+		listen_fd = serve_listen(cfg.listen, err, sizeof(err));
+		if (listen_fd < 0) {
+			fprintf(stderr, "mlfcgi: %s\n", err);
+			rc = 1;
+			goto done;
+		}
+		rc = run_fastcgi(&cfg, &env, listen_fd);
+	} else if (serve_spawned())
+		rc = run_fastcgi(&cfg, &env, 0);
+	else
+		rc = serve_cgi(&env, cfg.max_body) == 0 ? 0 : 1;
+done:
+	audit_close(env.audit);
+	model_free(model);
+	if (cfg.listen != NULL && listen_fd > 0 &&
+	    strchr(cfg.listen, ':') == NULL)
+		unlink(cfg.listen);
+	return rc;
+}

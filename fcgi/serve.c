@@ -1,0 +1,287 @@
+/* serve: FastCGI and CGI requests to struct request, struct response back
+ * (see serve.h). */
+#include "serve.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Per-thread memory, reused for every request. */
+struct serve_conn {
+	struct buf		body;
+	struct buf		head;
+	struct response		res;
+	struct route_scratch	scratch;
+};
+
+static void
+serve_conn_init(struct serve_conn *c)
+{
+	buf_init(&c->body);
+	buf_init(&c->head);
+	response_init(&c->res);
+	route_scratch_init(&c->scratch);
+}
+
+static void
+serve_conn_free(struct serve_conn *c)
+{
+	buf_free(&c->body);
+	buf_free(&c->head);
+	response_free(&c->res);
+	route_scratch_free(&c->scratch);
+}
+
+/* Parses a CONTENT_LENGTH value. Returns -1 if absent or malformed. */
+static long long
+serve_content_length(const char *s)
+{
+	long long n = 0;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || n > (1LL << 50))
+			return -1;
+		n = n * 10 + (*s - '0');
+	}
+	return n;
+}
+
+/* The path below the mount point: PATH_INFO when the web server split the
+ * URL (a prefix mount, Apache, nginx with fastcgi_split_path_info), else
+ * SCRIPT_NAME (lighttpd mounted at "/"). */
+static const char *
+serve_path(const char *script_name, const char *path_info)
+{
+	if (path_info != NULL && *path_info != '\0')
+		return path_info;
+	if (script_name != NULL && *script_name != '\0')
+		return script_name;
+	return "/";
+}
+
+typedef int (*serve_read_fn)(void *stream, char *buf, int n);
+
+/* Reads the body into c->body: at most max bytes. Sets *too_large (and
+ * reads nothing more) when CONTENT_LENGTH, or the stream, exceeds max. */
+static void
+serve_read_body(struct serve_conn *c, const char *clen, size_t max,
+    serve_read_fn rd, void *stream, int *too_large)
+{
+	long long want = serve_content_length(clen);
+	size_t limit;
+
+	buf_reset(&c->body);
+	*too_large = 0;
+	if (want >= 0 && (unsigned long long)want > max) {
+		*too_large = 1;
+		return;
+	}
+	/* Without a length, read to the end, but no further than max + 1. */
+	limit = want >= 0 ? (size_t)want : max + 1;
+	while (c->body.len < limit) {
+		size_t chunk = limit - c->body.len;
+		int n;
+
+		if (chunk > 65536)
+			chunk = 65536;
+		buf_reserve(&c->body, chunk);
+		n = rd(stream, c->body.data + c->body.len, (int)chunk);
+		if (n <= 0)
+			break;
+		c->body.len += (size_t)n;
+	}
+	if (c->body.len > max) {
+		*too_large = 1;
+		c->body.len = 0;
+	}
+	buf_reserve(&c->body, 0);
+	c->body.data[c->body.len] = '\0';
+}
+
+/* Builds the CGI-style response head into c->head. */
+static void
+serve_head(struct serve_conn *c, int with_body)
+{
+	const struct response *r = &c->res;
+
+	buf_reset(&c->head);
+	buf_printf(&c->head, "Status: %d %s\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nCache-Control: no-store\r\n",
+	    r->status, response_reason(r->status), r->content_type,
+	    r->body.len);
+	if (r->request_id[0] != '\0')
+		buf_printf(&c->head, "X-Request-Id: %s\r\n", r->request_id);
+	if (r->allow != NULL)
+		buf_printf(&c->head, "Allow: %s\r\n", r->allow);
+	buf_puts(&c->head, "\r\n");
+	if (with_body)
+		buf_append(&c->head, r->body.data, r->body.len);
+}
+
+/* Answers one request whose parameters come from getparam(name). */
+static void
+serve_one(const struct route_env *env, struct serve_conn *c,
+    const char *(*getparam)(const char *, void *), void *penv,
+    size_t max_body, serve_read_fn rd, void *stream, uint64_t start)
+{
+	struct request req;
+	const char *method = getparam("REQUEST_METHOD", penv);
+
+	memset(&req, 0, sizeof(req));
+	req.start_ns = start;
+	req.method = method ? method : "GET";
+	req.path = serve_path(getparam("SCRIPT_NAME", penv),
+	    getparam("PATH_INFO", penv));
+	req.content_type = getparam("CONTENT_TYPE", penv);
+	req.request_id = getparam("HTTP_X_REQUEST_ID", penv);
+	serve_read_body(c, getparam("CONTENT_LENGTH", penv), max_body, rd,
+	    stream, &req.body_too_large);
+	req.body = c->body.data;
+	req.body_len = c->body.len;
+
+	response_reset(&c->res);
+	route_handle(env, &req, &c->res, &c->scratch);
+	serve_head(c, strcmp(req.method, "HEAD") != 0);
+}
+
+static const char *
+serve_fcgi_param(const char *name, void *envp)
+{
+	return FCGX_GetParam(name, (FCGX_ParamArray)envp);
+}
+
+static int
+serve_fcgi_read(void *stream, char *buf, int n)
+{
+	return FCGX_GetStr(buf, n, (FCGX_Stream *)stream);
+}
+
+/* Waits for a connection or for the stop signal. Returns 1 if a request
+ * was accepted into req, 0 when stopping. Caller holds accept_lock. */
+static int
+serve_accept(struct serve_pool *p, FCGX_Request *req)
+{
+	struct pollfd fds[2];
+
+	for (;;) {
+		if (atomic_load(&p->stopping))
+			return 0;
+		fds[0].fd = p->listen_fd;
+		fds[0].events = POLLIN;
+		fds[1].fd = p->wake_fd;
+		fds[1].events = POLLIN;
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 0;
+		}
+		if (fds[1].revents != 0)
+			return 0;
+		if (fds[0].revents & (POLLERR | POLLNVAL))
+			return 0;
+		/* The socket is non-blocking: if another process took the
+		 * connection first, FCGX_Accept_r fails with EAGAIN and we
+		 * poll again. */
+		if (FCGX_Accept_r(req) == 0)
+			return 1;
+	}
+}
+
+void *
+serve_thread(void *arg)
+{
+	struct serve_pool *p = arg;
+	struct serve_conn c;
+	FCGX_Request req;
+	int got;
+
+	serve_conn_init(&c);
+	FCGX_InitRequest(&req, p->listen_fd, 0);
+	for (;;) {
+		pthread_mutex_lock(&p->accept_lock);
+		got = serve_accept(p, &req);
+		pthread_mutex_unlock(&p->accept_lock);
+		if (!got)
+			break;
+		serve_one(p->env, &c, serve_fcgi_param, req.envp, p->max_body,
+		    serve_fcgi_read, req.in, request_now_ns());
+		FCGX_PutStr(c.head.data, (int)c.head.len, req.out);
+		/* One request per connection: a kept connection would block
+		 * this thread in a read that no stop signal can end. */
+		req.keepConnection = 0;
+		FCGX_Finish_r(&req);
+	}
+	FCGX_Free(&req, 1);
+	serve_conn_free(&c);
+	return NULL;
+}
+
+static const char *
+serve_cgi_param(const char *name, void *unused)
+{
+	(void)unused;
+	return getenv(name);
+}
+
+static int
+serve_cgi_read(void *stream, char *buf, int n)
+{
+	return (int)fread(buf, 1, (size_t)n, (FILE *)stream);
+}
+
+int
+serve_cgi(const struct route_env *env, size_t max_body)
+{
+	struct serve_conn c;
+	size_t wrote;
+
+	serve_conn_init(&c);
+	serve_one(env, &c, serve_cgi_param, NULL, max_body, serve_cgi_read,
+	    stdin, request_now_ns());
+	wrote = fwrite(c.head.data, 1, c.head.len, stdout);
+	wrote = fflush(stdout) == 0 && wrote == c.head.len;
+	serve_conn_free(&c);
+	return wrote ? 0 : -1;
+}
+
+int
+serve_listen(const char *addr, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	FCGX_Init();
+	/* A unix socket left behind by a previous run would make bind()
+	 * fail; remove it, but never remove anything that is not a socket. */
+	if (strchr(addr, ':') == NULL && stat(addr, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket",
+			    addr);
+			return -1;
+		}
+		unlink(addr);
+	}
+	fd = FCGX_OpenSocket(addr, 1024);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr,
+		    strerror(errno));
+		return -1;
+	}
+	return fd;
+}
+
+int
+serve_spawned(void)
+{
+	return !FCGX_IsCGI();
+}

@@ -1,0 +1,40 @@
+/* serve: the FastCGI (and CGI) front. Turns what the web server sends into
+ * a struct request, calls route_handle(), and writes the struct response
+ * back. The only module that includes fcgiapp.h. */
+#ifndef MLFCGI_SERVE_H
+#define MLFCGI_SERVE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "route.h"
+
+/* Shared by the request threads of one process. Owned by main(). */
+struct serve_pool {
+	const struct route_env	*env;
+	int			 listen_fd;	/* FastCGI listening socket */
+	int			 wake_fd;	/* readable once stopping */
+	pthread_mutex_t		 accept_lock;	/* one thread polls at once */
+	atomic_int		 stopping;
+	size_t			 max_body;
+};
+
+/* A request thread: accepts and answers requests until pool->stopping is
+ * set and wake_fd becomes readable. A request in flight is finished. */
+void	*serve_thread(void *pool);
+
+/* Answers the one request of a CGI invocation (environment and stdin),
+ * writing to stdout. Returns 0, or -1 if the response could not be
+ * written. */
+int	serve_cgi(const struct route_env *env, size_t max_body);
+
+/* Opens a FastCGI listening socket on "HOST:PORT", ":PORT" or a unix
+ * socket path. Returns the fd, or -1 with a message in err. */
+int	serve_listen(const char *addr, char *err, size_t errlen);
+
+/* Returns 1 if fd 0 is a FastCGI listening socket (spawned by a web
+ * server), 0 if this is a CGI invocation. */
+int	serve_spawned(void);
+
+#endif

@@ -1,0 +1,128 @@
+/* input: decoded request bodies and their raw values (see input.h). */
+#include "input.h"
+#include "xalloc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Longest echo of a client value in an error, in bytes. */
+#define VALUE_ECHO_MAX 128
+
+void
+input_init(struct input *in)
+{
+	memset(in, 0, sizeof(*in));
+}
+
+void
+input_free(struct input *in)
+{
+	free(in->fields);
+	if (in->json != NULL)
+		cJSON_Delete(in->json);
+	free(in->text);
+	input_init(in);
+}
+
+void
+input_add(struct input *in, const char *name, size_t name_len,
+    const struct value *v)
+{
+	if (in->n == in->cap) {
+		in->cap = in->cap ? in->cap * 2 : 8;
+		in->fields = xrealloc(in->fields, in->cap * sizeof(*in->fields));
+	}
+	in->fields[in->n].name = name;
+	in->fields[in->n].name_len = name_len;
+	in->fields[in->n].value = *v;
+	in->n++;
+}
+
+cJSON *
+input_parse_json(const char *text, size_t len, size_t *error_at)
+{
+	const char *end = NULL;
+	cJSON *root;
+	size_t off;
+
+	/* cJSON's own trailing-data check misreads trailing white space, so
+	 * parse without it and check the rest here. */
+	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	off = end != NULL && end >= text && end <= text + len ?
+	    (size_t)(end - text) : 0;
+	if (root == NULL) {
+		*error_at = off;
+		return NULL;
+	}
+	while (off < len && strchr(" \t\r\n", text[off]) != NULL &&
+	    text[off] != '\0')
+		off++;
+	if (off < len) {
+		cJSON_Delete(root);
+		*error_at = off;
+		return NULL;
+	}
+	return root;
+}
+
+void
+value_from_json(struct value *v, const cJSON *node)
+{
+	memset(v, 0, sizeof(*v));
+	v->json = node;
+	if (cJSON_IsNumber(node)) {
+		v->kind = VALUE_NUMBER;
+		v->num = node->valuedouble;
+	} else if (cJSON_IsString(node)) {
+		v->kind = VALUE_STRING;
+		v->str = node->valuestring;
+		v->len = strlen(node->valuestring);
+	} else if (cJSON_IsNull(node))
+		v->kind = VALUE_NULL;
+	else if (cJSON_IsBool(node))
+		v->kind = VALUE_BOOL;
+	else if (cJSON_IsArray(node))
+		v->kind = VALUE_ARRAY;
+	else
+		v->kind = VALUE_OBJECT;
+}
+
+void
+value_render(struct buf *b, const struct value *v)
+{
+	char *s;
+
+	switch (v->kind) {
+	case VALUE_NUMBER:
+		if (isfinite(v->num))
+			buf_json_double(b, v->num);
+		else
+			buf_puts(b, isnan(v->num) ? "\"nan\"" :
+			    v->num > 0 ? "\"inf\"" : "\"-inf\"");
+		return;
+	case VALUE_TEXT:
+	case VALUE_STRING:
+		buf_json_strn_cut(b, v->str, v->len, VALUE_ECHO_MAX);
+		return;
+	case VALUE_NULL:
+		buf_puts(b, "null");
+		return;
+	case VALUE_BOOL:
+		buf_puts(b, cJSON_IsTrue(v->json) ? "true" : "false");
+		return;
+	case VALUE_ARRAY:
+	case VALUE_OBJECT:
+		s = cJSON_PrintUnformatted(v->json);
+		if (s == NULL) {
+			buf_puts(b, "null");
+			return;
+		}
+		if (strlen(s) <= VALUE_ECHO_MAX)
+			buf_puts(b, s);
+		else
+			buf_json_strn_cut(b, s, strlen(s), VALUE_ECHO_MAX);
+		free(s);
+		return;
+	}
+}

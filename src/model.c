@@ -1,0 +1,199 @@
+/* model: prediction, rendering and the shared loader helpers (see model.h). */
+#include "model.h"
+#include "xalloc.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+model_free(struct model *m)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	free(m->name);
+	free(m->version);
+	free(m->description);
+	schema_free(&m->schema);
+	for (i = 0; i < m->n_classes; i++) {
+		if (m->class_json != NULL)
+			free(m->class_json[i]);
+		if (m->class_names != NULL)
+			free(m->class_names[i]);
+	}
+	free(m->class_json);
+	free(m->class_names);
+	for (i = 0; i < m->n_steps; i++) {
+		free(m->steps[i].a);
+		free(m->steps[i].b);
+	}
+	free(m->steps);
+	if (m->est_ops != NULL && m->est != NULL)
+		m->est_ops->free(m->est);
+	free(m->test_input);
+	free(m);
+}
+
+void
+model_predict(const struct model *m, const double *row, double *scratch,
+    struct prediction *out)
+{
+	size_t s, i;
+
+	memcpy(scratch, row, m->n_inputs * sizeof(double));
+	for (s = 0; s < m->n_steps; s++) {
+		const struct prep_step *st = &m->steps[s];
+
+		switch (st->kind) {
+		case PREP_STANDARD_SCALER:
+			for (i = 0; i < m->n_inputs; i++)
+				scratch[i] = (scratch[i] - st->a[i]) / st->b[i];
+			break;
+		}
+	}
+	out->value = 0;
+	out->class_index = 0;
+	m->est_ops->predict(m->est, m, scratch, out);
+}
+
+int
+model_output_finite(const struct model *m, const struct prediction *out)
+{
+	size_t k;
+
+	if (m->task == MODEL_REGRESSION)
+		return isfinite(out->value) ? 0 : -1;
+	for (k = 0; k < m->n_classes; k++)
+		if (!isfinite(out->proba[k]))
+			return -1;
+	return 0;
+}
+
+void
+model_render(const struct model *m, const struct prediction *out,
+    struct buf *b)
+{
+	size_t k;
+
+	buf_puts(b, "\"prediction\":");
+	if (m->task == MODEL_REGRESSION) {
+		buf_json_double(b, out->value);
+		return;
+	}
+	buf_puts(b, m->class_json[out->class_index]);
+	buf_puts(b, ",\"label\":");
+	buf_json_str(b, m->class_names[out->class_index]);
+	buf_puts(b, ",\"confidence\":");
+	buf_json_double(b, out->proba[out->class_index]);
+	buf_puts(b, ",\"probabilities\":{");
+	for (k = 0; k < m->n_classes; k++) {
+		if (k > 0)
+			buf_putc(b, ',');
+		buf_json_str(b, m->class_names[k]);
+		buf_putc(b, ':');
+		buf_json_double(b, out->proba[k]);
+	}
+	buf_putc(b, '}');
+}
+
+void
+model_render_row(const struct model *m, const double *row, struct buf *b)
+{
+	size_t i;
+
+	buf_putc(b, '{');
+	for (i = 0; i < m->schema.n; i++) {
+		if (i > 0)
+			buf_putc(b, ',');
+		buf_json_strn(b, m->schema.features[i].name,
+		    m->schema.features[i].name_len);
+		buf_putc(b, ':');
+		buf_json_double(b, row[i]);
+	}
+	buf_putc(b, '}');
+}
+
+int
+model_selftest(const struct model *m, char *why, size_t whylen)
+{
+	double *scratch = xcalloc(m->n_inputs + m->n_classes + 1,
+	    sizeof(double));
+	struct prediction out;
+	int rc;
+
+	out.proba = scratch + m->n_inputs;
+	model_predict(m, m->test_input, scratch, &out);
+	rc = model_output_finite(m, &out);
+	if (rc < 0)
+		snprintf(why, whylen, "model %s %s: test prediction is not "
+		    "finite", m->name, m->version);
+	free(scratch);
+	return rc;
+}
+
+void
+model_errf(struct model_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+int
+model_json_doubles(const cJSON *arr, size_t n, double *out, const char *path,
+    struct model_err *err)
+{
+	const cJSON *item;
+	size_t i = 0;
+
+	if (!cJSON_IsArray(arr)) {
+		model_errf(err, "%s: expected an array of %zu numbers", path, n);
+		return -1;
+	}
+	cJSON_ArrayForEach(item, arr) {
+		if (i >= n)
+			break;
+		if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble)) {
+			model_errf(err, "%s[%zu]: expected a finite number",
+			    path, i);
+			return -1;
+		}
+		out[i++] = item->valuedouble;
+	}
+	if (i != n || (size_t)cJSON_GetArraySize(arr) != n) {
+		model_errf(err, "%s: expected %zu numbers, found %d", path, n,
+		    cJSON_GetArraySize(arr));
+		return -1;
+	}
+	return 0;
+}
+
+int
+model_json_keys(const cJSON *obj, const char *const *keys, const char *path,
+    struct model_err *err)
+{
+	const cJSON *m;
+	size_t k;
+
+	if (!cJSON_IsObject(obj)) {
+		model_errf(err, "%s: expected an object", path);
+		return -1;
+	}
+	for (m = obj->child; m != NULL; m = m->next) {
+		for (k = 0; keys[k] != NULL; k++)
+			if (strcmp(m->string, keys[k]) == 0)
+				break;
+		if (keys[k] == NULL) {
+			model_errf(err, "%s.%.64s: unknown key", path,
+			    m->string);
+			return -1;
+		}
+	}
+	return 0;
+}

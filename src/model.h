@@ -1,0 +1,124 @@
+/* model: a loaded model (schema, classes, preprocessing, estimator) and the
+ * interface every estimator kind implements.
+ *
+ * A model is immutable once loaded: any number of threads may call
+ * model_predict() on it at once. model_free() must not run while a request
+ * still uses the model (the owner, today main(), frees it after the request
+ * threads have stopped).
+ *
+ * Adding an estimator kind: one new file src/model_<kind>.c defining a
+ * struct estimator_ops, and one line in the table in model_load.c. */
+#ifndef MLFCGI_MODEL_H
+#define MLFCGI_MODEL_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+#include "schema.h"
+
+#define MODEL_FORMAT "mlfcgi-model/1"
+
+enum model_task {
+	MODEL_CLASSIFICATION,
+	MODEL_REGRESSION
+};
+
+/* A loader error: which file and field, and what is wrong with it. */
+struct model_err {
+	char	msg[512];
+};
+
+/* The result of one prediction. proba is the caller's array of n_classes
+ * doubles (classification only). */
+struct prediction {
+	double	 value;		/* regression output */
+	size_t	 class_index;	/* classification: index into classes */
+	double	*proba;		/* classification: probabilities */
+};
+
+struct model;
+
+struct estimator_ops {
+	const char	*type;	/* the estimator's "type" in the model file */
+	/* Builds the estimator from its JSON object for model m (whose
+	 * task, n_inputs and n_classes are set). Returns NULL and fills err
+	 * (naming the field, e.g. "estimator.coef[1]") on any problem. */
+	void	*(*load)(const cJSON *json, const struct model *m,
+		    struct model_err *err);
+	/* Predicts one preprocessed row of m->n_inputs values. Never fails;
+	 * safe to call from many threads at once. */
+	void	 (*predict)(const void *est, const struct model *m,
+		    const double *x, struct prediction *out);
+	void	 (*free)(void *est);
+};
+
+enum prep_kind {
+	PREP_STANDARD_SCALER	/* x = (x - a) / b */
+};
+
+struct prep_step {
+	enum prep_kind	 kind;
+	double		*a;	/* n_inputs values */
+	double		*b;	/* n_inputs values */
+};
+
+struct model {
+	char			*name;
+	char			*version;
+	char			*description;	/* or NULL */
+	enum model_task		 task;
+	struct schema		 schema;	/* the request's features */
+	size_t			 n_inputs;	/* values the estimator sees */
+	size_t			 n_classes;	/* 0 for regression */
+	char			**class_json;	/* labels as JSON text: 0, "a" */
+	char			**class_names;
+	struct prep_step	*steps;
+	size_t			 n_steps;
+	const struct estimator_ops *est_ops;
+	void			*est;
+	double			*test_input;	/* schema.n values, valid */
+};
+
+/* Loads and checks a model file. Returns the model, or NULL with err
+ * naming the file and the first bad field. */
+struct model *model_load_file(const char *path, struct model_err *err);
+/* The same from a document in memory; origin names it in errors. */
+struct model *model_load_text(const char *text, size_t len,
+	    const char *origin, struct model_err *err);
+void	model_free(struct model *m);
+
+/* Predicts a validated row (schema.n values). scratch must hold n_inputs
+ * doubles; out->proba n_classes. Thread-safe. */
+void	model_predict(const struct model *m, const double *row,
+	    double *scratch, struct prediction *out);
+/* Returns 0 if every output of out is finite, -1 otherwise. */
+int	model_output_finite(const struct model *m, const struct prediction *out);
+/* Writes a prediction's JSON members, without braces:
+ * "prediction":..,"label":..,"confidence":..,"probabilities":{..} for a
+ * classifier, "prediction":.. for a regressor. */
+void	model_render(const struct model *m, const struct prediction *out,
+	    struct buf *b);
+/* Writes a validated row as a JSON object keyed by feature name. */
+void	model_render_row(const struct model *m, const double *row,
+	    struct buf *b);
+/* Predicts test_input and checks the output is finite. Returns 0, or -1
+ * with why filled. Thread-safe. */
+int	model_selftest(const struct model *m, char *why, size_t whylen);
+
+/* Helpers for estimator loaders. Each returns 0, or -1 with err naming
+ * path (e.g. "estimator.coef[2]"). */
+void	model_errf(struct model_err *err, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* Reads exactly n finite numbers from a JSON array into out. */
+int	model_json_doubles(const cJSON *arr, size_t n, double *out,
+	    const char *path, struct model_err *err);
+/* Checks that obj has only the given keys (NULL-terminated list). */
+int	model_json_keys(const cJSON *obj, const char *const *keys,
+	    const char *path, struct model_err *err);
+
+extern const struct estimator_ops model_logistic_ops;
+extern const struct estimator_ops model_linear_ops;
+
+#endif

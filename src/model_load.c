@@ -1,0 +1,577 @@
+/* model_load: model files (JSON, format mlfcgi-model/1) to struct model.
+ * Every field is checked; the first problem is reported with its path. */
+#include "input.h"
+#include "model.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Largest model file accepted, in bytes. */
+#define MODEL_FILE_MAX (1024L * 1024 * 1024)
+#define MODEL_MAX_FEATURES 65536
+#define MODEL_MAX_CLASSES 65536
+
+/* The estimator kinds, by their "type". */
+static const struct estimator_ops *const model_kinds[] = {
+	&model_logistic_ops,
+	&model_linear_ops,
+	NULL
+};
+
+static const char *const model_top_keys[] = { "format", "name", "version",
+	"task", "description", "features", "classes", "class_names",
+	"preprocessing", "estimator", "test_input", "metadata", NULL };
+
+static const char *const model_feature_keys[] = { "name", "type", "minimum",
+	"exclusiveMinimum", "maximum", "exclusiveMaximum", "required",
+	"default", "description", NULL };
+
+/* Returns 1 if s is 1..max characters from the given extra punctuation,
+ * letters and digits. */
+static int
+model_name_ok(const char *s, size_t max, const char *punct)
+{
+	size_t n;
+
+	for (n = 0; s[n] != '\0'; n++) {
+		char c = s[n];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr(punct, c) != NULL))
+			return 0;
+	}
+	return n >= 1 && n <= max;
+}
+
+static const cJSON *
+model_get(const cJSON *obj, const char *key)
+{
+	return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
+
+/* Reads a required string member into *out (copied). */
+static int
+model_load_string(const cJSON *obj, const char *key, const char *path,
+    char **out, struct model_err *err)
+{
+	const cJSON *v = model_get(obj, key);
+
+	if (!cJSON_IsString(v)) {
+		model_errf(err, "%s%s: expected a string", path, key);
+		return -1;
+	}
+	*out = xstrdup(v->valuestring);
+	return 0;
+}
+
+/* Reads an optional finite number member; *has says whether it was there. */
+static int
+model_load_bound(const cJSON *f, const char *key, const char *path,
+    int *has, double *out, struct model_err *err)
+{
+	const cJSON *v = model_get(f, key);
+
+	if (v == NULL)
+		return 0;
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+		model_errf(err, "%s.%s: expected a finite number", path, key);
+		return -1;
+	}
+	if (*has) {
+		model_errf(err, "%s.%s: a bound is given twice", path, key);
+		return -1;
+	}
+	*has = 1;
+	*out = v->valuedouble;
+	return 0;
+}
+
+static int
+model_load_feature(const cJSON *fj, size_t i, struct feature *f,
+    struct model_err *err)
+{
+	const cJSON *type, *req, *desc, *dflt;
+	char path[48];
+
+	snprintf(path, sizeof(path), "features[%zu]", i);
+	if (model_json_keys(fj, model_feature_keys, path, err) < 0)
+		return -1;
+	if (model_load_string(fj, "name", "", &f->name, err) < 0) {
+		model_errf(err, "%s.name: expected a string", path);
+		return -1;
+	}
+	f->name_len = strlen(f->name);
+	if (!model_name_ok(f->name, 128, "_.-")) {
+		model_errf(err, "%s.name: \"%.64s\" is not 1-128 characters of "
+		    "[A-Za-z0-9_.-]", path, f->name);
+		return -1;
+	}
+	type = model_get(fj, "type");
+	if (!cJSON_IsString(type) || (strcmp(type->valuestring, "number") &&
+	    strcmp(type->valuestring, "integer"))) {
+		model_errf(err, "%s.type: expected \"number\" or \"integer\"",
+		    path);
+		return -1;
+	}
+	f->type = strcmp(type->valuestring, "integer") == 0 ?
+	    FEATURE_INTEGER : FEATURE_NUMBER;
+	if (model_load_bound(fj, "minimum", path, &f->has_min, &f->min,
+	    err) < 0 ||
+	    model_load_bound(fj, "exclusiveMaximum", path, &f->has_max,
+	    &f->max, err) < 0)
+		return -1;
+	f->max_exclusive = f->has_max;
+	f->min_exclusive = 0;
+	if (!f->has_min) {
+		if (model_load_bound(fj, "exclusiveMinimum", path, &f->has_min,
+		    &f->min, err) < 0)
+			return -1;
+		f->min_exclusive = f->has_min;
+	} else if (model_get(fj, "exclusiveMinimum") != NULL) {
+		model_errf(err, "%s: minimum and exclusiveMinimum both given",
+		    path);
+		return -1;
+	}
+	if (!f->has_max) {
+		if (model_load_bound(fj, "maximum", path, &f->has_max, &f->max,
+		    err) < 0)
+			return -1;
+	} else if (model_get(fj, "maximum") != NULL) {
+		model_errf(err, "%s: maximum and exclusiveMaximum both given",
+		    path);
+		return -1;
+	}
+	if (f->has_min && f->has_max && (f->min > f->max ||
+	    (f->min == f->max && (f->min_exclusive || f->max_exclusive)))) {
+		model_errf(err, "%s: the bounds admit no value", path);
+		return -1;
+	}
+	req = model_get(fj, "required");
+	f->required = 1;
+	if (req != NULL) {
+		if (!cJSON_IsBool(req)) {
+			model_errf(err, "%s.required: expected true or false",
+			    path);
+			return -1;
+		}
+		f->required = cJSON_IsTrue(req);
+	}
+	dflt = model_get(fj, "default");
+	if (!f->required) {
+		if (!cJSON_IsNumber(dflt) || !isfinite(dflt->valuedouble)) {
+			model_errf(err, "%s.default: an optional feature needs "
+			    "a finite number as default", path);
+			return -1;
+		}
+		f->dflt = dflt->valuedouble;
+	} else if (dflt != NULL) {
+		model_errf(err, "%s.default: only an optional feature "
+		    "(\"required\": false) has a default", path);
+		return -1;
+	}
+	desc = model_get(fj, "description");
+	if (desc != NULL) {
+		if (!cJSON_IsString(desc)) {
+			model_errf(err, "%s.description: expected a string",
+			    path);
+			return -1;
+		}
+		f->description = xstrdup(desc->valuestring);
+	}
+	return 0;
+}
+
+static int
+model_load_features(const cJSON *root, struct model *m, struct model_err *err)
+{
+	const cJSON *fs = model_get(root, "features"), *fj;
+	size_t i = 0, dup;
+	int n;
+
+	if (!cJSON_IsArray(fs) || (n = cJSON_GetArraySize(fs)) == 0 ||
+	    n > MODEL_MAX_FEATURES) {
+		model_errf(err, "features: expected an array of 1 to %d "
+		    "feature definitions", MODEL_MAX_FEATURES);
+		return -1;
+	}
+	m->schema.features = xcalloc((size_t)n, sizeof(struct feature));
+	m->schema.n = (size_t)n;
+	cJSON_ArrayForEach(fj, fs) {
+		if (model_load_feature(fj, i, &m->schema.features[i], err) < 0)
+			return -1;
+		i++;
+	}
+	if (schema_index(&m->schema, &dup) < 0) {
+		model_errf(err, "features[%zu].name: \"%s\" is used twice", dup,
+		    m->schema.features[dup].name);
+		return -1;
+	}
+	m->n_inputs = m->schema.n;
+	return 0;
+}
+
+static int
+model_load_classes(const cJSON *root, struct model *m, struct model_err *err)
+{
+	const cJSON *cs = model_get(root, "classes");
+	const cJSON *names = model_get(root, "class_names");
+	const cJSON *c;
+	size_t i = 0, j;
+	int n, strings;
+
+	if (m->task == MODEL_REGRESSION) {
+		if (cs != NULL || names != NULL) {
+			model_errf(err, "%s: a regression model has no classes",
+			    cs ? "classes" : "class_names");
+			return -1;
+		}
+		return 0;
+	}
+	if (!cJSON_IsArray(cs) || (n = cJSON_GetArraySize(cs)) < 2 ||
+	    n > MODEL_MAX_CLASSES) {
+		model_errf(err, "classes: expected an array of at least 2 "
+		    "class labels");
+		return -1;
+	}
+	m->n_classes = (size_t)n;
+	m->class_json = xcalloc(m->n_classes, sizeof(char *));
+	m->class_names = xcalloc(m->n_classes, sizeof(char *));
+	strings = cJSON_IsString(cs->child);
+	cJSON_ArrayForEach(c, cs) {
+		struct buf b = BUF_INIT;
+
+		if (strings && cJSON_IsString(c)) {
+			buf_json_str(&b, c->valuestring);
+			m->class_names[i] = xstrdup(c->valuestring);
+		} else if (!strings && cJSON_IsNumber(c) &&
+		    c->valuedouble == floor(c->valuedouble) &&
+		    fabs(c->valuedouble) < 9007199254740992.0) {
+			buf_printf(&b, "%.0f", c->valuedouble);
+			m->class_names[i] = xstrdup(b.data);
+		} else {
+			model_errf(err, "classes[%zu]: expected %s, like the "
+			    "first label", i, strings ? "a string" :
+			    "an integer");
+			buf_free(&b);
+			return -1;
+		}
+		m->class_json[i] = buf_steal(&b);
+		for (j = 0; j < i; j++)
+			if (strcmp(m->class_json[j], m->class_json[i]) == 0) {
+				model_errf(err, "classes[%zu]: repeats "
+				    "classes[%zu]", i, j);
+				return -1;
+			}
+		i++;
+	}
+	if (names == NULL)
+		return 0;
+	if (!cJSON_IsArray(names) || cJSON_GetArraySize(names) != n) {
+		model_errf(err, "class_names: expected %d strings", n);
+		return -1;
+	}
+	i = 0;
+	cJSON_ArrayForEach(c, names) {
+		if (!cJSON_IsString(c) || c->valuestring[0] == '\0') {
+			model_errf(err, "class_names[%zu]: expected a "
+			    "non-empty string", i);
+			return -1;
+		}
+		free(m->class_names[i]);
+		m->class_names[i] = xstrdup(c->valuestring);
+		for (j = 0; j < i; j++)
+			if (strcmp(m->class_names[j], m->class_names[i]) == 0) {
+				model_errf(err, "class_names[%zu]: repeats "
+				    "class_names[%zu]", i, j);
+				return -1;
+			}
+		i++;
+	}
+	return 0;
+}
+
+static int
+model_load_step(const cJSON *sj, size_t i, struct model *m,
+    struct prep_step *st, struct model_err *err)
+{
+	static const char *const scaler_keys[] = { "type", "mean", "scale",
+	    NULL };
+	const cJSON *type = model_get(sj, "type");
+	char path[64];
+	size_t k;
+
+	snprintf(path, sizeof(path), "preprocessing[%zu]", i);
+	if (!cJSON_IsObject(sj) || !cJSON_IsString(type)) {
+		model_errf(err, "%s.type: expected a string", path);
+		return -1;
+	}
+	if (strcmp(type->valuestring, "standard_scaler") != 0) {
+		model_errf(err, "%s.type: unknown step \"%.64s\"", path,
+		    type->valuestring);
+		return -1;
+	}
+	st->kind = PREP_STANDARD_SCALER;
+	st->a = xcalloc(m->n_inputs, sizeof(double));
+	st->b = xcalloc(m->n_inputs, sizeof(double));
+	if (model_json_keys(sj, scaler_keys, path, err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "preprocessing[%zu].mean", i);
+	if (model_json_doubles(model_get(sj, "mean"), m->n_inputs, st->a,
+	    path, err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "preprocessing[%zu].scale", i);
+	if (model_json_doubles(model_get(sj, "scale"), m->n_inputs, st->b,
+	    path, err) < 0)
+		return -1;
+	for (k = 0; k < m->n_inputs; k++)
+		if (st->b[k] == 0) {
+			model_errf(err, "%s[%zu]: a scale of 0", path, k);
+			return -1;
+		}
+	return 0;
+}
+
+static int
+model_load_steps(const cJSON *root, struct model *m, struct model_err *err)
+{
+	const cJSON *ps = model_get(root, "preprocessing"), *sj;
+	size_t i = 0;
+
+	if (ps == NULL)
+		return 0;
+	if (!cJSON_IsArray(ps)) {
+		model_errf(err, "preprocessing: expected an array of steps");
+		return -1;
+	}
+	m->steps = xcalloc((size_t)cJSON_GetArraySize(ps) + 1,
+	    sizeof(struct prep_step));
+	cJSON_ArrayForEach(sj, ps) {
+		m->n_steps = i + 1;
+		if (model_load_step(sj, i, m, &m->steps[i], err) < 0)
+			return -1;
+		i++;
+	}
+	return 0;
+}
+
+static int
+model_load_estimator(const cJSON *root, struct model *m,
+    struct model_err *err)
+{
+	const cJSON *ej = model_get(root, "estimator");
+	const cJSON *type = model_get(ej, "type");
+	size_t k;
+
+	if (!cJSON_IsObject(ej) || !cJSON_IsString(type)) {
+		model_errf(err, "estimator.type: expected a string");
+		return -1;
+	}
+	for (k = 0; model_kinds[k] != NULL; k++)
+		if (strcmp(model_kinds[k]->type, type->valuestring) == 0)
+			break;
+	if (model_kinds[k] == NULL) {
+		model_errf(err, "estimator.type: unknown estimator \"%.64s\"",
+		    type->valuestring);
+		return -1;
+	}
+	m->est = model_kinds[k]->load(ej, m, err);
+	if (m->est == NULL)
+		return -1;
+	m->est_ops = model_kinds[k];
+	return 0;
+}
+
+/* A value inside the feature's bounds, for the default test input. */
+static double
+model_feature_midpoint(const struct feature *f)
+{
+	double x = 0;
+
+	if (f->has_min && f->has_max)
+		x = f->min + (f->max - f->min) / 2;
+	else if (f->has_min)
+		x = f->min + 1;
+	else if (f->has_max)
+		x = f->max - 1;
+	if (f->type == FEATURE_INTEGER) {
+		x = floor(x);
+		if (f->has_min && (x < f->min || (f->min_exclusive &&
+		    x == f->min)))
+			x += 1;
+	}
+	return x;
+}
+
+static int
+model_load_test_input(const cJSON *root, struct model *m,
+    struct model_err *err)
+{
+	const cJSON *ti = model_get(root, "test_input");
+	struct verrs v;
+	size_t i;
+	int rc;
+
+	m->test_input = xcalloc(m->schema.n, sizeof(double));
+	if (ti == NULL) {
+		for (i = 0; i < m->schema.n; i++)
+			m->test_input[i] = model_feature_midpoint(
+			    &m->schema.features[i]);
+		return 0;
+	}
+	verrs_init(&v);
+	rc = schema_validate_array(&m->schema, ti, NULL, m->test_input, &v);
+	if (rc < 0)
+		model_errf(err, "test_input: does not pass the feature "
+		    "schema (%s)", v.first_type);
+	verrs_free(&v);
+	return rc;
+}
+
+static int
+model_load_header(const cJSON *root, struct model *m, struct model_err *err)
+{
+	const cJSON *format = model_get(root, "format");
+	const cJSON *task = model_get(root, "task");
+	const cJSON *desc = model_get(root, "description");
+
+	if (!cJSON_IsObject(root)) {
+		model_errf(err, "expected a JSON object");
+		return -1;
+	}
+	if (!cJSON_IsString(format) ||
+	    strcmp(format->valuestring, MODEL_FORMAT) != 0) {
+		model_errf(err, "format: expected \"%s\"", MODEL_FORMAT);
+		return -1;
+	}
+	if (model_json_keys(root, model_top_keys, "model", err) < 0) {
+		/* "model.x: unknown key" reads better as "x: unknown key". */
+		memmove(err->msg, err->msg + 6, strlen(err->msg + 6) + 1);
+		return -1;
+	}
+	if (model_load_string(root, "name", "", &m->name, err) < 0 ||
+	    model_load_string(root, "version", "", &m->version, err) < 0)
+		return -1;
+	if (!model_name_ok(m->name, 64, "_.-")) {
+		model_errf(err, "name: \"%.64s\" is not 1-64 characters of "
+		    "[A-Za-z0-9_.-]", m->name);
+		return -1;
+	}
+	if (!model_name_ok(m->version, 64, "_.+-")) {
+		model_errf(err, "version: \"%.64s\" is not 1-64 characters of "
+		    "[A-Za-z0-9_.+-]", m->version);
+		return -1;
+	}
+	if (cJSON_IsString(task) &&
+	    strcmp(task->valuestring, "classification") == 0)
+		m->task = MODEL_CLASSIFICATION;
+	else if (cJSON_IsString(task) &&
+	    strcmp(task->valuestring, "regression") == 0)
+		m->task = MODEL_REGRESSION;
+	else {
+		model_errf(err, "task: expected \"classification\" or "
+		    "\"regression\"");
+		return -1;
+	}
+	if (desc != NULL && !cJSON_IsString(desc)) {
+		model_errf(err, "description: expected a string");
+		return -1;
+	}
+	if (desc != NULL)
+		m->description = xstrdup(desc->valuestring);
+	return 0;
+}
+
+/* Turns a byte offset into "line L, column C". */
+static void
+model_where(const char *text, size_t off, size_t *line, size_t *col)
+{
+	size_t i;
+
+	*line = 1, *col = 1;
+	for (i = 0; i < off; i++) {
+		if (text[i] == '\n')
+			(*line)++, *col = 1;
+		else
+			(*col)++;
+	}
+}
+
+struct model *
+model_load_text(const char *text, size_t len, const char *origin,
+    struct model_err *err)
+{
+	struct model *m;
+	cJSON *root;
+	size_t off;
+	char msg[sizeof(err->msg)];
+
+	root = input_parse_json(text, len, &off);
+	if (root == NULL) {
+		size_t line, col;
+
+		model_where(text, off, &line, &col);
+		snprintf(err->msg, sizeof(err->msg), "%.200s: line %zu, column "
+		    "%zu: not valid JSON", origin, line, col);
+		return NULL;
+	}
+	m = xcalloc(1, sizeof(*m));
+	if (model_load_header(root, m, err) < 0 ||
+	    model_load_features(root, m, err) < 0 ||
+	    model_load_classes(root, m, err) < 0 ||
+	    model_load_steps(root, m, err) < 0 ||
+	    model_load_estimator(root, m, err) < 0 ||
+	    model_load_test_input(root, m, err) < 0) {
+		memcpy(msg, err->msg, sizeof(msg));
+		snprintf(err->msg, sizeof(err->msg), "%.200s: %.300s", origin, msg);
+		model_free(m);
+		cJSON_Delete(root);
+		return NULL;
+	}
+	cJSON_Delete(root);
+	if (model_selftest(m, msg, sizeof(msg)) < 0) {
+		snprintf(err->msg, sizeof(err->msg), "%.200s: %.300s", origin, msg);
+		model_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+struct model *
+model_load_file(const char *path, struct model_err *err)
+{
+	struct model *m;
+	struct stat st;
+	size_t got;
+	char *text;
+	FILE *f;
+
+	if ((f = fopen(path, "rb")) == NULL) {
+		snprintf(err->msg, sizeof(err->msg), "%s: cannot open: %s",
+		    path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > MODEL_FILE_MAX) {
+		snprintf(err->msg, sizeof(err->msg), "%s: not a regular file "
+		    "of at most %ld bytes", path, MODEL_FILE_MAX);
+		fclose(f);
+		return NULL;
+	}
+	text = xmalloc((size_t)st.st_size + 1);
+	got = fread(text, 1, (size_t)st.st_size, f);
+	fclose(f);
+	if (got != (size_t)st.st_size) {
+		snprintf(err->msg, sizeof(err->msg), "%s: short read", path);
+		free(text);
+		return NULL;
+	}
+	text[got] = '\0';
+	m = model_load_text(text, got, path, err);
+	free(text);
+	return m;
+}

@@ -1,0 +1,63 @@
+/* schema: a model's feature definitions and the validators that turn a
+ * decoded input into a typed feature row, kcgi style: one small function per
+ * check, every failure collected (not just the first).
+ *
+ * This is the boundary: behind schema_validate() nothing looks at client
+ * input again. A schema is immutable after schema_index() and may be shared
+ * by any number of threads. */
+#ifndef MLFCGI_SCHEMA_H
+#define MLFCGI_SCHEMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "input.h"
+#include "verr.h"
+
+enum feature_type {
+	FEATURE_NUMBER,		/* any finite double */
+	FEATURE_INTEGER		/* a finite whole number, |x| <= 2^53 */
+};
+
+struct feature {
+	char			*name;
+	size_t			 name_len;
+	enum feature_type	 type;
+	int			 has_min, min_exclusive;
+	int			 has_max, max_exclusive;
+	double			 min, max;
+	int			 required;
+	double			 dflt;		/* when !required */
+	char			*description;	/* or NULL */
+};
+
+struct schema {
+	struct feature	*features;	/* n, in the estimator's order */
+	size_t		 n;
+	uint32_t	*slots;		/* hash index: feature i + 1, 0 empty */
+	size_t		 nslots;	/* a power of two */
+};
+
+/* Builds the name index; call once after filling features. Returns 0, or
+ * -1 if two features share a name (then *dup is the second one's index). */
+int	schema_index(struct schema *s, size_t *dup);
+void	schema_free(struct schema *s);
+/* Returns the index of the named feature, or -1. */
+long	schema_lookup(const struct schema *s, const char *name, size_t len);
+
+/* Validates in against s. Accepted shapes: named fields ({"a": 1, ...} or
+ * a form), or {"features": [...]} in schema order when no feature is itself
+ * called "features". Unknown fields are rejected (extra_forbidden), as are
+ * repeated ones (duplicate_field). On success fills row[0..s->n) and returns
+ * 0; otherwise adds every error (locations start with loc) and returns -1. */
+int	schema_validate(const struct schema *s, const struct input *in,
+	    const struct verr_loc *loc, double *row, struct verrs *v);
+/* Validates a bare JSON array of values in schema order. */
+int	schema_validate_array(const struct schema *s, const cJSON *arr,
+	    const struct verr_loc *loc, double *row, struct verrs *v);
+/* Checks one value against one feature; 0 and *out set, or -1 and an error
+ * added at loc. */
+int	schema_check_value(const struct feature *f, const struct value *val,
+	    const struct verr_loc *loc, double *out, struct verrs *v);
+
+#endif
