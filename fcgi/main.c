@@ -133,6 +133,7 @@ config_load(struct config *cfg, int argc, char **argv)
 {
 	const struct opt *o;
 	const char *v;
+	char from[64];
 	int i;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -180,7 +181,8 @@ config_load(struct config *cfg, int argc, char **argv)
 			    o->name);
 			return -1;
 		}
-		if (opt_set(cfg, o, v, argv[i]) < 0)
+		snprintf(from, sizeof(from), "--%s", o->name);
+		if (opt_set(cfg, o, v, from) < 0)
 			return -1;
 	}
 	return 0;

@@ -1,5 +1,6 @@
 /* audit: bounded queue and deferred SQLite writer thread (see audit.h). */
 #include "audit.h"
+#include "request.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -38,10 +39,7 @@ struct audit {
 static int64_t
 audit_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(request_now_ns() / 1000000);
 }
 
 static void
@@ -264,6 +262,18 @@ audit_writer(void *arg)
 	return NULL;
 }
 
+/* Frees a, whose writer thread is not running. */
+static void
+audit_destroy(struct audit *a)
+{
+	sqlite3_finalize(a->insert);
+	sqlite3_close(a->db);
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->nonempty);
+	free(a->ring);
+	free(a);
+}
+
 struct audit *
 audit_open(const char *path, size_t capacity, char *err, size_t errlen)
 {
@@ -283,12 +293,7 @@ audit_open(const char *path, size_t capacity, char *err, size_t errlen)
 	}
 	return a;
 fail:
-	sqlite3_finalize(a->insert);
-	sqlite3_close(a->db);
-	pthread_mutex_destroy(&a->lock);
-	pthread_cond_destroy(&a->nonempty);
-	free(a->ring);
-	free(a);
+	audit_destroy(a);
 	return NULL;
 }
 
@@ -372,10 +377,5 @@ audit_close(struct audit *a)
 	pthread_cond_signal(&a->nonempty);
 	pthread_mutex_unlock(&a->lock);
 	pthread_join(a->thread, NULL);
-	sqlite3_finalize(a->insert);
-	sqlite3_close(a->db);
-	pthread_mutex_destroy(&a->lock);
-	pthread_cond_destroy(&a->nonempty);
-	free(a->ring);
-	free(a);
+	audit_destroy(a);
 }

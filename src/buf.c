@@ -212,7 +212,10 @@ buf_json_double(struct buf *b, double d)
 		buf_puts(b, "null");
 		return;
 	}
-	for (prec = 15; prec <= 17; prec++) {
+	/* 15 digits suffice for most doubles; subnormals have fewer
+	 * significant digits, so search those from 1. */
+	for (prec = fabs(d) < 2.2250738585072014e-308 ? 1 : 15; prec <= 17;
+	    prec++) {
 		snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
 		if (strtod(tmp, NULL) == d)
 			break;

@@ -91,6 +91,23 @@ model_load_bound(const cJSON *f, const char *key, const char *path,
 	return 0;
 }
 
+/* Returns 0 if the feature's default passes its own schema, else -1. */
+static int
+model_check_default(const struct feature *f)
+{
+	struct value v = { 0 };
+	struct verrs errs;
+	double x;
+	int rc;
+
+	v.kind = VALUE_NUMBER;
+	v.num = f->dflt;
+	verrs_init(&errs);
+	rc = schema_check_value(f, &v, NULL, &x, &errs);
+	verrs_free(&errs);
+	return rc;
+}
+
 static int
 model_load_feature(const cJSON *fj, size_t i, struct feature *f,
     struct model_err *err)
@@ -151,6 +168,14 @@ model_load_feature(const cJSON *fj, size_t i, struct feature *f,
 		model_errf(err, "%s: the bounds admit no value", path);
 		return -1;
 	}
+	if (f->type == FEATURE_INTEGER && f->has_min && f->has_max) {
+		double lo = f->min_exclusive ? floor(f->min) + 1 : ceil(f->min);
+
+		if (lo > f->max || (f->max_exclusive && lo == f->max)) {
+			model_errf(err, "%s: the bounds admit no integer", path);
+			return -1;
+		}
+	}
 	req = model_get(fj, "required");
 	f->required = 1;
 	if (req != NULL) {
@@ -169,6 +194,11 @@ model_load_feature(const cJSON *fj, size_t i, struct feature *f,
 			return -1;
 		}
 		f->dflt = dflt->valuedouble;
+		if (model_check_default(f) < 0) {
+			model_errf(err, "%s.default: outside the feature's "
+			    "bounds, or not of its type", path);
+			return -1;
+		}
 	} else if (dflt != NULL) {
 		model_errf(err, "%s.default: only an optional feature "
 		    "(\"required\": false) has a default", path);
@@ -393,7 +423,7 @@ model_feature_midpoint(const struct feature *f)
 	double x = 0;
 
 	if (f->has_min && f->has_max)
-		x = f->min + (f->max - f->min) / 2;
+		x = f->min / 2 + f->max / 2;	/* no overflow */
 	else if (f->has_min)
 		x = f->min + 1;
 	else if (f->has_max)

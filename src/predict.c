@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 enum body_kind {
 	BODY_JSON,
@@ -71,15 +70,6 @@ predict_body_kind(const char *ct)
 	if (predict_type_is(ct, "application/x-www-form-urlencoded"))
 		return predict_charset_ok(ct) ? BODY_FORM : BODY_BAD_CHARSET;
 	return BODY_BAD_TYPE;
-}
-
-static int64_t
-predict_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Makes sure s->row holds n doubles. */
@@ -169,7 +159,7 @@ predict_handle(const struct route_env *env, const struct request *req,
 
 		buf_reset(&s->row_json);
 		model_render_row(m, row, &s->row_json);
-		ar.ts_ms = predict_wall_ms();
+		ar.ts_ms = request_wall_ms();
 		ar.latency_us = (int64_t)((request_now_ns() - start) / 1000);
 		ar.cached = 0;
 		ar.request_id = res->request_id;

@@ -9,11 +9,8 @@
 void
 response_init(struct response *res)
 {
-	res->status = 200;
-	res->content_type = "application/json";
-	res->allow = NULL;
-	res->request_id[0] = '\0';
 	buf_init(&res->body);
+	response_reset(res);
 }
 
 void
@@ -68,6 +65,15 @@ request_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t
+request_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int

@@ -44,6 +44,8 @@ const char *response_reason(int status);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t request_now_ns(void);
+/* Wall clock in milliseconds since the epoch. */
+int64_t	request_wall_ms(void);
 /* Copies a well-formed request id ([A-Za-z0-9._-], 1-128 bytes) from id
  * into out and returns 1; returns 0 and leaves out untouched otherwise. */
 int	request_id_valid_copy(const char *id, char out[REQUEST_ID_MAX + 1]);

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# cli.sh: the mlfcgi program itself, without a web server: options and
+# environment, --check, model load errors, CGI mode, and --listen with a
+# clean SIGTERM that writes every queued audit row. TAP output.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+SRCDIR=${SRCDIR:-$(cd "$here/../.." && pwd)}
+MLFCGI_BIN=${MLFCGI_BIN:-$SRCDIR/mlfcgi}
+MODEL=$SRCDIR/models/iris.json
+tmp=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+n=0 failed=0
+ok() {  # ok CONDITION-STATUS DESCRIPTION
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then echo "ok $n - $2"
+	else echo "not ok $n - $2"; failed=$((failed + 1)); fi
+}
+check() { local d=$1; shift; "$@" >/dev/null 2>&1; ok $? "$d"; }
+
+# run_cgi METHOD PATH BODY [CONTENT_TYPE]: the CGI response on stdout
+run_cgi() {
+	printf '%s' "$3" | env -i REQUEST_METHOD="$1" PATH_INFO="$2" \
+	    CONTENT_TYPE="${4:-application/json}" CONTENT_LENGTH="${#3}" \
+	    GATEWAY_INTERFACE=CGI/1.1 MLFCGI_MODEL="$MODEL" "$MLFCGI_BIN"
+}
+
+echo "1..24"
+
+out=$("$MLFCGI_BIN" --help); ok $? "--help exits 0"
+grep -q -- '--audit-db' <<<"$out"; ok $? "--help lists --audit-db"
+grep -q 'MLFCGI_MAX_BODY' <<<"$out"; ok $? "--help names the environment variables"
+out=$("$MLFCGI_BIN" --version); [[ $out =~ ^mlfcgi\ [0-9]+\.[0-9]+\.[0-9]+$ ]]; ok $? "--version prints the version"
+
+out=$("$MLFCGI_BIN" --model "$MODEL" --check); ok $? "--check on the iris model exits 0"
+grep -q 'iris 1.0.0' <<<"$out" && grep -q '4 features, 3 classes' <<<"$out"
+ok $? "--check summarises the model"
+
+out=$("$MLFCGI_BIN" --check 2>&1); [ $? -eq 2 ] && grep -q 'MLFCGI_MODEL' <<<"$out"
+ok $? "no model is a usage error naming MLFCGI_MODEL"
+
+out=$(MLFCGI_THREADS=0 "$MLFCGI_BIN" --model "$MODEL" --check 2>&1)
+[ $? -eq 2 ] && grep -q 'MLFCGI_THREADS' <<<"$out"
+ok $? "MLFCGI_THREADS=0 is rejected, naming the variable"
+out=$("$MLFCGI_BIN" --model "$MODEL" --max-body 12x --check 2>&1)
+[ $? -eq 2 ] && grep -q -- '--max-body' <<<"$out"
+ok $? "--max-body 12x is rejected, naming the option"
+out=$("$MLFCGI_BIN" --model "$MODEL" --bogus --check 2>&1); [ $? -eq 2 ]
+ok $? "an unknown option is a usage error"
+out=$(MLFCGI_THREADS=7 MLFCGI_MODEL="$MODEL" "$MLFCGI_BIN" --check)
+grep -q 'threads: 7' <<<"$out"; ok $? "options come from the environment"
+out=$(MLFCGI_THREADS=7 MLFCGI_MODEL="$MODEL" "$MLFCGI_BIN" --threads 3 --check)
+grep -q 'threads: 3' <<<"$out"; ok $? "the command line overrides the environment"
+
+# A model with a bad field: the message names the file and the field.
+sed 's/"maximum": 7/"maximum": "seven"/' "$MODEL" > "$tmp/bad.json"
+out=$("$MLFCGI_BIN" --model "$tmp/bad.json" --check 2>&1)
+[ $? -eq 1 ] && grep -q "$tmp/bad.json: features\[2\].maximum" <<<"$out"
+ok $? "a bad model field is named with its file (got: $out)"
+out=$("$MLFCGI_BIN" --model "$tmp/missing.json" --check 2>&1)
+[ $? -eq 1 ] && grep -q 'missing.json: cannot open' <<<"$out"
+ok $? "a missing model file is named"
+head -c 300 "$MODEL" > "$tmp/cut.json"
+out=$("$MLFCGI_BIN" --model "$tmp/cut.json" --check 2>&1)
+[ $? -eq 1 ] && grep -q 'not valid JSON' <<<"$out"; ok $? "a truncated model is reported as bad JSON"
+
+# CGI mode.
+out=$(run_cgi POST /predict '{"features":[5.1,3.5,1.4,0.2]}')
+grep -q '^Status: 200' <<<"$out" && grep -q '"label":"setosa"' <<<"$out"
+ok $? "CGI: predicts setosa"
+out=$(run_cgi POST /predict '{"features":[5.1,3.5]}')
+grep -q '^Status: 422' <<<"$out" && grep -q '"too_short"' <<<"$out"
+ok $? "CGI: a short feature list is a 422 too_short"
+out=$(run_cgi GET /nowhere '')
+grep -q '^Status: 404' <<<"$out"; ok $? "CGI: unknown path is 404"
+
+# --listen, audit, SIGTERM. cgi-fcgi (libfcgi-bin) is the FastCGI client.
+port=$(( 20000 + RANDOM % 20000 ))
+"$MLFCGI_BIN" --model "$MODEL" --listen "127.0.0.1:$port" \
+    --audit-db "$tmp/audit.db" --threads 3 2>"$tmp/err" &
+pid=$!
+up=1
+for _ in $(seq 50); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=0; break; fi
+	sleep 0.1
+done
+ok $up "--listen 127.0.0.1:$port accepts connections"
+body='{"sepal_length":6.3,"sepal_width":3.3,"petal_length":6.0,"petal_width":2.5}'
+good=0
+for _ in $(seq 40); do
+	out=$(printf '%s' "$body" | env -i REQUEST_METHOD=POST \
+	    SCRIPT_NAME=/predict CONTENT_TYPE=application/json \
+	    CONTENT_LENGTH=${#body} cgi-fcgi -bind -connect "127.0.0.1:$port")
+	grep -q '"label":"virginica"' <<<"$out" && good=$((good + 1))
+done
+[ "$good" -eq 40 ]; ok $? "FastCGI over TCP: 40 predictions answered ($good)"
+kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
+ok $rc "SIGTERM: exit status 0"
+rows=$(sqlite3 "$tmp/audit.db" 'SELECT count(*) FROM predictions')
+[ "$rows" = 40 ]; ok $? "every answered prediction is in the audit log ($rows)"
+v=$(sqlite3 "$tmp/audit.db" 'PRAGMA user_version; PRAGMA journal_mode' | tr '\n' ' ')
+[ "$v" = "1 wal " ]; ok $? "audit log: schema version 1, WAL ($v)"
+
+# A unix socket.
+"$MLFCGI_BIN" --model "$MODEL" --listen "$tmp/s.sock" 2>>"$tmp/err" &
+pid=$!
+for _ in $(seq 50); do [ -S "$tmp/s.sock" ] && break; sleep 0.1; done
+out=$(env -i REQUEST_METHOD=GET SCRIPT_NAME=/health cgi-fcgi -bind \
+    -connect "$tmp/s.sock")
+grep -q '"status":"healthy"' <<<"$out"; ok $? "FastCGI over a unix socket: /health"
+kill -TERM "$pid"; wait "$pid"; pid=
+
+[ "$failed" -eq 0 ]

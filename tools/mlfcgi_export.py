@@ -1,0 +1,528 @@
+"""mlfcgi_export: fitted scikit-learn estimator -> mlfcgi model file (see models/FORMAT.md)."""
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+import numpy as np
+import sklearn
+from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+FORMAT = "mlfcgi-model/1"
+PROG = "mlfcgi-export"
+MAX_FEATURES = 65536
+
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+VERSION_RE = re.compile(r"[A-Za-z0-9_.+-]{1,64}\Z")
+FEATURE_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}\Z")
+
+LOWER_KEYS = ("minimum", "exclusiveMinimum")
+UPPER_KEYS = ("maximum", "exclusiveMaximum")
+SPEC_KEYS = LOWER_KEYS + UPPER_KEYS + ("description",)
+
+# Estimators whose predict() is exactly X @ coef_ + intercept_.
+LINEAR_REGRESSORS = (LinearRegression, Ridge, Lasso)
+
+
+class ExportError(Exception):
+    """An estimator or option that the model format cannot represent."""
+
+
+# ---------------------------------------------------------------- numbers
+
+def _finite(value, what):
+    """Return value as a Python float, refusing NaN and infinities."""
+    x = float(value)
+    if not math.isfinite(x):
+        raise ExportError(f"{what}: {x!r} is not a finite number")
+    return x
+
+
+def _dense(array):
+    """Return a scipy sparse matrix (e.g. after .sparsify()) or array as a float ndarray."""
+    if hasattr(array, "toarray"):
+        array = array.toarray()
+    return np.asarray(array, dtype=np.float64)
+
+
+def _vector(array, what):
+    """Return a 1-d array as a list of Python floats."""
+    return [_finite(x, f"{what}[{i}]") for i, x in enumerate(_dense(array).reshape(-1))]
+
+
+def _matrix(array, what):
+    """Return a 2-d array as a list of lists of Python floats."""
+    return [_vector(row, f"{what}[{i}]") for i, row in enumerate(_dense(array))]
+
+
+def _bound_number(text):
+    """Parse a bound from the command line: an int stays an int, else a float."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+# ---------------------------------------------------------------- estimators
+
+def _describe(est):
+    """Return the estimator's class name for messages and metadata."""
+    return type(est).__name__
+
+
+def _check_fitted(est, attr):
+    """Refuse an estimator that has not been fitted."""
+    if not hasattr(est, attr):
+        raise ExportError(f"{_describe(est)} is not fitted")
+
+
+def _label(est, c):
+    """Return one class label as a plain int or str, refusing other types."""
+    if isinstance(c, str):
+        return str(c)
+    if isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)):
+        if abs(int(c)) < 2 ** 53:  # readers store JSON numbers as doubles
+            return int(c)
+        bad = "an integer that large"
+    else:
+        bad = type(c).__name__
+    raise ExportError(f"{_describe(est)}(classes_={c!r}): class labels must be strings or "
+                      f"integers below 2**53 in magnitude, not {bad}; re-fit with other labels")
+
+
+def _class_labels(est):
+    """Return classes_ as plain Python ints or strs: distinct, at least 2, one type."""
+    labels = [_label(est, c) for c in est.classes_]
+    if len({type(x) for x in labels}) > 1:
+        raise ExportError(f"{_describe(est)}(classes_=...): class labels mix integers and strings")
+    if len(labels) < 2:
+        raise ExportError(f"{_describe(est)}(classes_=...): at least 2 classes are needed")
+    return labels
+
+
+def _sklearn_uses_ovr(est):
+    """Tell whether predict_proba is one-vs-rest (logistic + normalise) or softmax.
+
+    Mirrors LogisticRegression.predict_proba of scikit-learn 1.2.
+    """
+    if est.multi_class in ("ovr", "warn"):
+        return True
+    if est.multi_class == "auto":
+        return len(est.classes_) <= 2 or est.solver in ("liblinear", "newton-cholesky")
+    return False
+
+
+def _logistic(est):
+    """Convert a LogisticRegression to (estimator dict, class labels, notes)."""
+    _check_fitted(est, "coef_")
+    classes = _class_labels(est)
+    coef = _matrix(est.coef_, "coef_")
+    intercept = _vector(est.intercept_, "intercept_")
+    ovr = _sklearn_uses_ovr(est)
+    notes = {}
+    if len(classes) == 2 and not ovr:
+        # scikit-learn scores a binary multinomial model as softmax([-s, s]),
+        # i.e. 1/(1+exp(-2s)); the format's binary rule is 1/(1+exp(-s)).
+        # Doubling is exact in binary floating point.
+        coef = [[2.0 * x for x in row] for row in coef]
+        intercept = [2.0 * x for x in intercept]
+        notes["note"] = ("binary multi_class=multinomial model: coef and intercept are twice "
+                         "scikit-learn's, so that 1/(1+exp(-s)) equals its softmax([-s, s])")
+        ovr = True
+    expected_rows = 1 if len(classes) == 2 else len(classes)
+    if len(coef) != expected_rows or len(intercept) != expected_rows:
+        raise ExportError(f"{_describe(est)}(coef_={len(coef)} rows): expected {expected_rows} "
+                          f"for {len(classes)} classes")
+    estimator = {
+        "type": "logistic_regression",
+        "multi_class": "ovr" if ovr else "multinomial",
+        "coef": coef,
+        "intercept": intercept,
+    }
+    return estimator, classes, notes
+
+
+def _linear(est):
+    """Convert a single-output linear regressor to (estimator dict, None, notes)."""
+    _check_fitted(est, "coef_")
+    coef = _dense(est.coef_)
+    if coef.ndim == 2 and coef.shape[0] != 1:
+        raise ExportError(f"{_describe(est)}(n_targets={coef.shape[0]}): only single-output "
+                          f"regression is supported")
+    intercept = _vector(np.atleast_1d(est.intercept_), "intercept_")
+    if len(intercept) != 1:
+        raise ExportError(f"{_describe(est)}(intercept_ of {len(intercept)} values): only "
+                          f"single-output regression is supported")
+    estimator = {
+        "type": "linear_regression",
+        "coef": _vector(coef, "coef_"),
+        "intercept": intercept[0],
+    }
+    return estimator, None, {}
+
+
+def _convert_final(est):
+    """Dispatch the final estimator on its exact class (subclasses may predict differently)."""
+    if type(est) is LogisticRegression:
+        return _logistic(est)
+    if type(est) in LINEAR_REGRESSORS:
+        return _linear(est)
+    raise ExportError(f"unsupported estimator {_describe(est)}")
+
+
+def _scaler(step):
+    """Convert a fitted StandardScaler to a standard_scaler preprocessing step."""
+    _check_fitted(step, "n_features_in_")
+    n = step.n_features_in_
+    mean = _vector(step.mean_, "StandardScaler.mean_") if step.with_mean else [0.0] * n
+    scale = _vector(step.scale_, "StandardScaler.scale_") if step.with_std else [1.0] * n
+    if any(s == 0.0 for s in scale):
+        raise ExportError("StandardScaler(scale_=...): a scale of 0 cannot be exported")
+    return {"type": "standard_scaler", "mean": mean, "scale": scale}
+
+
+def _unpipe(est):
+    """Split an estimator into (preprocessing steps, final estimator, training mean or None)."""
+    if type(est) is not Pipeline:
+        return [], est, None
+    steps, mean = [], None
+    for name, step in est.steps[:-1]:
+        if step is None or step == "passthrough":
+            continue
+        if type(step) is not StandardScaler:
+            raise ExportError(f"Pipeline(steps={name!r}): unsupported preprocessing step "
+                              f"{_describe(step)}; only StandardScaler is supported")
+        steps.append(_scaler(step))
+        if len(steps) == 1 and getattr(step, "mean_", None) is not None:
+            mean = _dense(step.mean_)  # the first scaler saw the raw training data
+    final = est.steps[-1][1]
+    if final is None or final == "passthrough":
+        raise ExportError("Pipeline(steps=...): the last step must be an estimator")
+    return steps, final, mean
+
+
+def _pipeline_text(steps, final):
+    """Return a short description like Pipeline(StandardScaler, LogisticRegression)."""
+    if not steps:
+        return _describe(final)
+    return "Pipeline(" + ", ".join(["StandardScaler"] * len(steps) + [_describe(final)]) + ")"
+
+
+# ---------------------------------------------------------------- features
+
+def _feature_names(est, n_features, given):
+    """Pick feature names: --feature-names, else feature_names_in_, else f0..fN-1."""
+    try:
+        fitted = est.feature_names_in_
+    except AttributeError:
+        fitted = None
+    if given is not None:
+        names = list(given)
+        source = "feature names"
+    elif fitted is not None:
+        names = [str(x) for x in fitted]
+        source = "feature_names_in_"
+    else:
+        names = [f"f{i}" for i in range(n_features)]
+        source = "default names"
+    if len(names) != n_features:
+        raise ExportError(f"{len(names)} {source} given, but the estimator has "
+                          f"{n_features} features")
+    for name in names:
+        if not FEATURE_RE.match(name):
+            raise ExportError(f"feature name {name!r} ({source}): must be 1-128 characters of "
+                              f"[A-Za-z0-9_.-]; rename with --feature-names")
+    if len(set(names)) != len(names):
+        raise ExportError(f"{source}: feature names must be distinct")
+    return names
+
+
+def _check_spec(name, spec):
+    """Validate one feature's extra keys (bounds, description)."""
+    for key, value in spec.items():
+        if key not in SPEC_KEYS:
+            raise ExportError(f"feature {name}: unknown key {key!r}")
+        if key != "description":
+            _finite(value, f"feature {name}: {key}")
+    for pair in (LOWER_KEYS, UPPER_KEYS):
+        if all(k in spec for k in pair):
+            raise ExportError(f"feature {name}: give at most one of {pair[0]} and {pair[1]}")
+    lo, lo_open = _lower(spec)
+    hi, hi_open = _upper(spec)
+    if lo is not None and hi is not None and (lo > hi or (lo == hi and (lo_open or hi_open))):
+        raise ExportError(f"feature {name}: bounds leave no valid value")
+
+
+def _lower(spec):
+    """Return (lower bound or None, whether it is exclusive)."""
+    if "exclusiveMinimum" in spec:
+        return spec["exclusiveMinimum"], True
+    return spec.get("minimum"), False
+
+
+def _upper(spec):
+    """Return (upper bound or None, whether it is exclusive)."""
+    if "exclusiveMaximum" in spec:
+        return spec["exclusiveMaximum"], True
+    return spec.get("maximum"), False
+
+
+def _features(names, specs):
+    """Build the features array from names and {name: {bound/description keys}}."""
+    specs = dict(specs or {})
+    unknown = sorted(set(specs) - set(names))
+    if unknown:
+        raise ExportError(f"bounds given for unknown feature {unknown[0]!r}")
+    features = []
+    for name in names:
+        spec = specs.get(name, {})
+        _check_spec(name, spec)
+        feature = {"name": name, "type": "number"}
+        feature.update((k, spec[k]) for k in SPEC_KEYS if k in spec)
+        features.append(feature)
+    return features
+
+
+def _inside(x, feature):
+    """Tell whether x satisfies the feature's bounds."""
+    lo, lo_open = _lower(feature)
+    hi, hi_open = _upper(feature)
+    if lo is not None and (x < lo or (lo_open and x == lo)):
+        return False
+    return hi is None or not (x > hi or (hi_open and x == hi))
+
+
+def _default_value(feature):
+    """Return a value inside the bounds as mlfcgi picks one: midpoint, bound +/- 1, else 0."""
+    lo, _ = _lower(feature)
+    hi, _ = _upper(feature)
+    if lo is not None and hi is not None:
+        return lo + (hi - lo) / 2
+    if lo is not None:
+        return lo + 1
+    if hi is not None:
+        return hi - 1
+    return 0
+
+
+def _test_input(features, training_mean):
+    """Return a row for /ready: the training mean where valid, else a value within bounds."""
+    row = []
+    for i, feature in enumerate(features):
+        if training_mean is not None and _inside(float(training_mean[i]), feature):
+            row.append(_finite(training_mean[i], f"training mean[{i}]"))
+        else:
+            row.append(_default_value(feature))
+    return row
+
+
+# ---------------------------------------------------------------- export
+
+def _check_identifiers(name, version):
+    """Validate the model name and version against the format's character sets."""
+    if not NAME_RE.match(name or ""):
+        raise ExportError(f"model name {name!r}: must be 1-64 characters of [A-Za-z0-9_.-]")
+    if not VERSION_RE.match(version or ""):
+        raise ExportError(f"version {version!r}: must be 1-64 characters of [A-Za-z0-9_.+-]")
+
+
+def _check_class_names(class_names, classes):
+    """Validate display names: one per class, non-empty, distinct."""
+    if classes is None:
+        raise ExportError("class names given for a regression model")
+    names = [str(x) for x in class_names]
+    if len(names) != len(classes):
+        raise ExportError(f"{len(names)} class names given for {len(classes)} classes {classes}")
+    if any(not x for x in names) or len(set(names)) != len(names):
+        raise ExportError("class names must be non-empty and distinct")
+    return names
+
+
+def export_model(estimator, name, version, feature_names=None, class_names=None,
+                 feature_specs=None, training_mean=None, description=None, metadata=None):
+    """Return the mlfcgi model document (a dict) for a fitted estimator.
+
+    feature_specs maps a feature name to extra keys for it: minimum,
+    exclusiveMinimum, maximum, exclusiveMaximum, description.  training_mean,
+    if given (or found in a leading StandardScaler), becomes test_input.
+    Raises ExportError for anything the format cannot represent.
+    """
+    _check_identifiers(name, version)
+    steps, final, scaler_mean = _unpipe(estimator)
+    est_dict, classes, notes = _convert_final(final)
+    n_features = len(est_dict["coef"][0] if classes else est_dict["coef"])
+    if n_features < 1 or n_features > MAX_FEATURES:
+        raise ExportError(f"{_describe(final)}: {n_features} features; the format allows "
+                          f"1-{MAX_FEATURES}")
+    for step in steps:
+        if len(step["mean"]) != n_features:
+            raise ExportError(f"StandardScaler has {len(step['mean'])} features, "
+                              f"{_describe(final)} has {n_features}")
+    names = _feature_names(estimator, n_features, feature_names)
+    features = _features(names, feature_specs)
+    mean = training_mean if training_mean is not None else scaler_mean
+    if mean is not None and len(mean) != n_features:
+        raise ExportError(f"training mean has {len(mean)} values for {n_features} features")
+
+    model = {"format": FORMAT, "name": name, "version": version,
+             "task": "classification" if classes else "regression"}
+    if description:
+        model["description"] = str(description)
+    model["features"] = features
+    if classes:
+        model["classes"] = classes
+        if class_names is not None:
+            model["class_names"] = _check_class_names(class_names, classes)
+    elif class_names is not None:
+        _check_class_names(class_names, None)
+    if steps:
+        model["preprocessing"] = steps
+    model["estimator"] = est_dict
+    model["test_input"] = _test_input(features, mean)
+    model["metadata"] = {"trained_with": f"scikit-learn {sklearn.__version__}",
+                         "exported_by": PROG,
+                         "source": _pipeline_text(steps, final), **notes, **(metadata or {})}
+    return model
+
+
+# ---------------------------------------------------------------- output
+
+def _compact(value):
+    """Render a value on one line; floats use repr, so they round-trip exactly."""
+    return json.dumps(value, separators=(", ", ": "), allow_nan=False)
+
+
+def _render(value, depth):
+    """Render objects down to depth 1 and lists of containers one element per line."""
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    if isinstance(value, dict) and value and depth <= 1:
+        items = [f"{inner}{json.dumps(k)}: {_render(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value):
+        return "[\n" + ",\n".join(inner + _compact(v) for v in value) + "\n" + pad + "]"
+    return _compact(value)
+
+
+def dumps(model):
+    """Return the model document as text: deterministic, exact, one line per item."""
+    return _render(model, 0) + "\n"
+
+
+def write_model(model, path):
+    """Write the model to path atomically ('-' writes to standard output)."""
+    text = dumps(model)
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---------------------------------------------------------------- command line
+
+def parse_list(text):
+    """Split a comma-separated option value; None stays None."""
+    return None if text is None else [x.strip() for x in text.split(",")]
+
+
+def _parse_bound_side(text, option, inclusive_key, exclusive_key, mark):
+    """Parse one side of name:lo:hi: empty, a number, or mark+number for exclusive."""
+    if text == "":
+        return {}
+    key = inclusive_key
+    if text.startswith(mark):
+        key, text = exclusive_key, text[1:]
+    try:
+        return {key: _bound_number(text)}
+    except ValueError:
+        raise ExportError(f"--bounds {option}: {text!r} is not a number") from None
+
+
+def parse_bounds(text):
+    """Parse --bounds name:lo:hi,... (empty side = unbounded, >lo / <hi = exclusive)."""
+    specs = {}
+    for item in parse_list(text) or []:
+        parts = item.split(":")
+        if len(parts) != 3 or not parts[0]:
+            raise ExportError(f"--bounds {item}: expected name:lo:hi")
+        name, lo, hi = parts
+        if name in specs:
+            raise ExportError(f"--bounds {item}: feature {name} given twice")
+        spec = _parse_bound_side(lo, item, "minimum", "exclusiveMinimum", ">")
+        spec.update(_parse_bound_side(hi, item, "maximum", "exclusiveMaximum", "<"))
+        specs[name] = spec
+    return specs
+
+
+def _argument_parser():
+    """Return the command-line parser."""
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Convert a fitted scikit-learn estimator (saved with joblib or pickle) "
+                    "into an mlfcgi model file (format mlfcgi-model/1). Supported: "
+                    "LogisticRegression, LinearRegression, Ridge, Lasso, optionally in a "
+                    "Pipeline after StandardScaler steps. Loading runs pickle: only export "
+                    "files you trust.")
+    p.add_argument("estimator", metavar="MODEL.joblib", help="the fitted estimator file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.json",
+                   help="the model file to write ('-' for standard output)")
+    p.add_argument("--name", required=True, help="model name: 1-64 of [A-Za-z0-9_.-]")
+    p.add_argument("--version", required=True, help="model version: 1-64 of [A-Za-z0-9_.+-]")
+    p.add_argument("--feature-names", metavar="a,b,...",
+                   help="feature names in column order (default: the estimator's "
+                        "feature_names_in_, else f0..fN-1)")
+    p.add_argument("--class-names", metavar="x,y,...",
+                   help="display names, one per class in classes_ order")
+    p.add_argument("--bounds", metavar="name:lo:hi,...",
+                   help="inclusive bounds; leave a side empty for none; prefix lo with '>' "
+                        "or hi with '<' for an exclusive bound (quote it: 'x:>0:10')")
+    p.add_argument("--description", help="free text stored in the model file")
+    return p
+
+
+def _load(path):
+    """Load a joblib or pickle file."""
+    import joblib
+    try:
+        return joblib.load(path)
+    except OSError as e:
+        raise OSError(f"{path}: {e.strerror or e}") from None
+    except Exception as e:  # unpickling can raise almost anything
+        raise OSError(f"{path}: cannot load: {type(e).__name__}: {e}") from None
+
+
+def main(argv=None):
+    """Run the command line; return the exit status (2: cannot export, 1: I/O error)."""
+    args = _argument_parser().parse_args(argv)
+    try:
+        estimator = _load(args.estimator)
+        model = export_model(estimator, args.name, args.version,
+                             feature_names=parse_list(args.feature_names),
+                             class_names=parse_list(args.class_names),
+                             feature_specs=parse_bounds(args.bounds),
+                             description=args.description)
+        write_model(model, args.output)
+    except ExportError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
