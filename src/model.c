@@ -27,37 +27,31 @@ model_free(struct model *m)
 	}
 	free(m->class_json);
 	free(m->class_names);
-	for (i = 0; i < m->n_steps; i++) {
-		free(m->steps[i].a);
-		free(m->steps[i].b);
-	}
-	free(m->steps);
+	prep_free(&m->prep);
 	if (m->est_ops != NULL && m->est != NULL)
 		m->est_ops->free(m->est);
 	free(m->test_input);
 	free(m);
 }
 
+size_t
+model_scratch_size(const struct model *m)
+{
+	return m->n_inputs + m->prep.scratch + m->n_classes + m->n_scores;
+}
+
 void
 model_predict(const struct model *m, const double *row, double *scratch,
     struct prediction *out)
 {
-	size_t s, i;
+	double *x = scratch;
 
-	memcpy(scratch, row, m->n_inputs * sizeof(double));
-	for (s = 0; s < m->n_steps; s++) {
-		const struct prep_step *st = &m->steps[s];
-
-		switch (st->kind) {
-		case PREP_STANDARD_SCALER:
-			for (i = 0; i < m->n_inputs; i++)
-				scratch[i] = (scratch[i] - st->a[i]) / st->b[i];
-			break;
-		}
-	}
+	out->proba = x + m->n_inputs;
+	out->scores = out->proba + m->n_classes;
+	prep_apply(&m->prep, row, x, out->scores + m->n_scores);
 	out->value = 0;
 	out->class_index = 0;
-	m->est_ops->predict(m->est, m, scratch, out);
+	m->est_ops->predict(m->est, m, x, out);
 }
 
 int
@@ -67,8 +61,11 @@ model_output_finite(const struct model *m, const struct prediction *out)
 
 	if (m->task == MODEL_REGRESSION)
 		return isfinite(out->value) ? 0 : -1;
-	for (k = 0; k < m->n_classes; k++)
+	for (k = 0; m->has_proba && k < m->n_classes; k++)
 		if (!isfinite(out->proba[k]))
+			return -1;
+	for (k = 0; k < m->n_scores; k++)
+		if (!isfinite(out->scores[k]))
 			return -1;
 	return 0;
 }
@@ -87,6 +84,22 @@ model_render(const struct model *m, const struct prediction *out,
 	buf_puts(b, m->class_json[out->class_index]);
 	buf_puts(b, ",\"label\":");
 	buf_json_str(b, m->class_names[out->class_index]);
+	if (m->n_scores > 0) {
+		/* As scikit-learn's decision_function: a number for one
+		 * score, else an array. */
+		buf_puts(b, ",\"decision_function\":");
+		if (m->n_scores > 1)
+			buf_putc(b, '[');
+		for (k = 0; k < m->n_scores; k++) {
+			if (k > 0)
+				buf_putc(b, ',');
+			buf_json_double(b, out->scores[k]);
+		}
+		if (m->n_scores > 1)
+			buf_putc(b, ']');
+	}
+	if (!m->has_proba)
+		return;
 	buf_puts(b, ",\"confidence\":");
 	buf_json_double(b, out->proba[out->class_index]);
 	buf_puts(b, ",\"probabilities\":{");
@@ -120,12 +133,10 @@ model_render_row(const struct model *m, const double *row, struct buf *b)
 int
 model_selftest(const struct model *m, char *why, size_t whylen)
 {
-	double *scratch = xcalloc(m->n_inputs + m->n_classes + 1,
-	    sizeof(double));
+	double *scratch = xcalloc(model_scratch_size(m) + 1, sizeof(double));
 	struct prediction out;
 	int rc;
 
-	out.proba = scratch + m->n_inputs;
 	model_predict(m, m->test_input, scratch, &out);
 	rc = model_output_finite(m, &out);
 	if (rc < 0)

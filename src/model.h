@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "buf.h"
+#include "prep.h"
 #include "schema.h"
 
 #define MODEL_FORMAT "mlfcgi-model/1"
@@ -30,12 +31,13 @@ struct model_err {
 	char	msg[512];
 };
 
-/* The result of one prediction. proba is the caller's array of n_classes
- * doubles (classification only). */
+/* The result of one prediction. proba and scores point into the scratch
+ * memory given to model_predict(). */
 struct prediction {
 	double	 value;		/* regression output */
 	size_t	 class_index;	/* classification: index into classes */
-	double	*proba;		/* classification: probabilities */
+	double	*proba;		/* n_classes probabilities, if has_proba */
+	double	*scores;	/* n_scores decision values, if n_scores */
 };
 
 struct model;
@@ -43,25 +45,19 @@ struct model;
 struct estimator_ops {
 	const char	*type;	/* the estimator's "type" in the model file */
 	/* Builds the estimator from its JSON object for model m (whose
-	 * task, n_inputs and n_classes are set). Returns NULL and fills err
-	 * (naming the field, e.g. "estimator.coef[1]") on any problem. */
-	void	*(*load)(const cJSON *json, const struct model *m,
+	 * task, n_inputs and n_classes are set; has_proba is 1 and n_scores
+	 * 0, and the loader changes them if its estimator differs). Returns
+	 * NULL and fills err (naming the field, e.g. "estimator.coef[1]") on
+	 * any problem. */
+	void	*(*load)(const cJSON *json, struct model *m,
 		    struct model_err *err);
-	/* Predicts one preprocessed row of m->n_inputs values. Never fails;
-	 * safe to call from many threads at once. */
+	/* Predicts one preprocessed row of m->n_inputs values: sets value
+	 * (regression) or class_index, and fills proba and scores as the
+	 * model declares. Never fails; safe to call from many threads at
+	 * once. */
 	void	 (*predict)(const void *est, const struct model *m,
 		    const double *x, struct prediction *out);
 	void	 (*free)(void *est);
-};
-
-enum prep_kind {
-	PREP_STANDARD_SCALER	/* x = (x - a) / b */
-};
-
-struct prep_step {
-	enum prep_kind	 kind;
-	double		*a;	/* n_inputs values */
-	double		*b;	/* n_inputs values */
 };
 
 struct model {
@@ -70,12 +66,13 @@ struct model {
 	char			*description;	/* or NULL */
 	enum model_task		 task;
 	struct schema		 schema;	/* the request's features */
+	struct prep		 prep;		/* schema row -> estimator input */
 	size_t			 n_inputs;	/* values the estimator sees */
 	size_t			 n_classes;	/* 0 for regression */
+	int			 has_proba;	/* classifier gives probabilities */
+	size_t			 n_scores;	/* decision_function values, or 0 */
 	char			**class_json;	/* labels as JSON text: 0, "a" */
 	char			**class_names;
-	struct prep_step	*steps;
-	size_t			 n_steps;
 	const struct estimator_ops *est_ops;
 	void			*est;
 	double			*test_input;	/* schema.n values, valid */
@@ -89,8 +86,11 @@ struct model *model_load_text(const char *text, size_t len,
 	    const char *origin, struct model_err *err);
 void	model_free(struct model *m);
 
-/* Predicts a validated row (schema.n values). scratch must hold n_inputs
- * doubles; out->proba n_classes. Thread-safe. */
+/* The number of doubles of scratch memory model_predict() needs. */
+size_t	model_scratch_size(const struct model *m);
+/* Predicts a validated row (schema.n values), using scratch (of
+ * model_scratch_size() doubles) for the preprocessed row and the outputs.
+ * Thread-safe. */
 void	model_predict(const struct model *m, const double *row,
 	    double *scratch, struct prediction *out);
 /* Returns 0 if every output of out is finite, -1 otherwise. */

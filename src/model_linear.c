@@ -87,7 +87,7 @@ linear_load_intercept(const cJSON *json, struct linear *l,
 }
 
 static void *
-logistic_load(const cJSON *json, const struct model *m, struct model_err *err)
+logistic_load(const cJSON *json, struct model *m, struct model_err *err)
 {
 	static const char *const keys[] = { "type", "multi_class", "coef",
 	    "intercept", NULL };
@@ -132,7 +132,7 @@ fail:
 }
 
 static void *
-linear_load(const cJSON *json, const struct model *m, struct model_err *err)
+linear_load(const cJSON *json, struct model *m, struct model_err *err)
 {
 	static const char *const keys[] = { "type", "coef", "intercept", NULL };
 	struct linear *l = xcalloc(1, sizeof(*l));

@@ -326,66 +326,12 @@ model_load_classes(const cJSON *root, struct model *m, struct model_err *err)
 }
 
 static int
-model_load_step(const cJSON *sj, size_t i, struct model *m,
-    struct prep_step *st, struct model_err *err)
-{
-	static const char *const scaler_keys[] = { "type", "mean", "scale",
-	    NULL };
-	const cJSON *type = model_get(sj, "type");
-	char path[64];
-	size_t k;
-
-	snprintf(path, sizeof(path), "preprocessing[%zu]", i);
-	if (!cJSON_IsObject(sj) || !cJSON_IsString(type)) {
-		model_errf(err, "%s.type: expected a string", path);
-		return -1;
-	}
-	if (strcmp(type->valuestring, "standard_scaler") != 0) {
-		model_errf(err, "%s.type: unknown step \"%.64s\"", path,
-		    type->valuestring);
-		return -1;
-	}
-	st->kind = PREP_STANDARD_SCALER;
-	st->a = xcalloc(m->n_inputs, sizeof(double));
-	st->b = xcalloc(m->n_inputs, sizeof(double));
-	if (model_json_keys(sj, scaler_keys, path, err) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "preprocessing[%zu].mean", i);
-	if (model_json_doubles(model_get(sj, "mean"), m->n_inputs, st->a,
-	    path, err) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "preprocessing[%zu].scale", i);
-	if (model_json_doubles(model_get(sj, "scale"), m->n_inputs, st->b,
-	    path, err) < 0)
-		return -1;
-	for (k = 0; k < m->n_inputs; k++)
-		if (st->b[k] == 0) {
-			model_errf(err, "%s[%zu]: a scale of 0", path, k);
-			return -1;
-		}
-	return 0;
-}
-
-static int
 model_load_steps(const cJSON *root, struct model *m, struct model_err *err)
 {
-	const cJSON *ps = model_get(root, "preprocessing"), *sj;
-	size_t i = 0;
-
-	if (ps == NULL)
-		return 0;
-	if (!cJSON_IsArray(ps)) {
-		model_errf(err, "preprocessing: expected an array of steps");
+	if (prep_load(&m->prep, model_get(root, "preprocessing"), m->schema.n,
+	    err) < 0)
 		return -1;
-	}
-	m->steps = xcalloc((size_t)cJSON_GetArraySize(ps) + 1,
-	    sizeof(struct prep_step));
-	cJSON_ArrayForEach(sj, ps) {
-		m->n_steps = i + 1;
-		if (model_load_step(sj, i, m, &m->steps[i], err) < 0)
-			return -1;
-		i++;
-	}
+	m->n_inputs = m->prep.n_out;
 	return 0;
 }
 
@@ -409,6 +355,8 @@ model_load_estimator(const cJSON *root, struct model *m,
 		    type->valuestring);
 		return -1;
 	}
+	m->has_proba = m->task == MODEL_CLASSIFICATION;
+	m->n_scores = 0;
 	m->est = model_kinds[k]->load(ej, m, err);
 	if (m->est == NULL)
 		return -1;

@@ -117,9 +117,8 @@ predict_handle(const struct route_env *env, const struct request *req,
 
 	input_free(&s->in);
 	verrs_reset(&s->errs);
-	row = predict_row(s, m->schema.n + m->n_inputs + m->n_classes);
+	row = predict_row(s, m->schema.n + model_scratch_size(m));
 	scratch = row + m->schema.n;
-	out.proba = scratch + m->n_inputs;
 	rc = kind == BODY_JSON ?
 	    decode_json(req->body, req->body_len, &s->in, &s->errs) :
 	    decode_form(req->body, req->body_len, &s->in, &s->errs);

@@ -30,7 +30,7 @@ struct route_scratch {
 	struct verrs	 errs;
 	struct buf	 out;		/* one instance's output JSON */
 	struct buf	 row_json;	/* one instance's input JSON */
-	double		*row;		/* schema.n + n_inputs + n_classes */
+	double		*row;		/* schema.n + model_scratch_size() */
 	size_t		 row_cap;
 };
 

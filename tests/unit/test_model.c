@@ -197,13 +197,17 @@ static void
 predict(const struct model *m, const double *row, struct prediction *out,
     double *proba)
 {
-	double scratch[16];
+	double scratch[64];
+	size_t k;
 
-	assert_true(m->n_inputs <= 16);
+	assert_true(model_scratch_size(m) <= 64);
 	memset(out, 0, sizeof(*out));
-	out->proba = proba;
 	model_predict(m, row, scratch, out);
 	assert_int_equal(model_output_finite(m, out), 0);
+	/* Copy the probabilities out of the scratch memory. */
+	for (k = 0; proba != NULL && k < m->n_classes; k++)
+		proba[k] = out->proba[k];
+	out->proba = proba;
 }
 
 static double
@@ -265,7 +269,7 @@ test_iris_loads(void **state)
 	assert_int_equal(m->schema.n, 4);
 	assert_int_equal(m->n_inputs, 4);
 	assert_int_equal(m->n_classes, 3);
-	assert_int_equal(m->n_steps, 0);
+	assert_int_equal(m->prep.n_steps, 0);
 	assert_ptr_equal(m->est_ops, &model_logistic_ops);
 	for (i = 0; i < 3; i++) {
 		char want[4];
@@ -833,7 +837,7 @@ test_predict_binary_scaled_string_labels(void **state)
 	m = load_ok_edited("classes", "[\"no\", \"yes\"]", "preprocessing",
 	    "[{\"type\": \"standard_scaler\", \"mean\": [1, 1], "
 	    "\"scale\": [2, 4]}]");
-	assert_int_equal(m->n_steps, 1);
+	assert_int_equal(m->prep.n_steps, 1);
 	/* x' = (3-1)/2 = 1, y' = (5-1)/4 = 1; s = 1 + 2 + 0.5 = 3.5 */
 	predict(m, row, &out, p);
 	assert_int_equal(out.class_index, 1);

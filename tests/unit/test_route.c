@@ -148,7 +148,7 @@ assert_prediction(const struct fixture *f, int cls, const char *label,
 {
 	const cJSON *probs, *c;
 	struct prediction out;
-	double scratch[4], p[3], sum = 0;
+	double scratch[64], *p, sum = 0;
 	int k = 0;
 
 	assert_int_equal(f->res.status, 200);
@@ -163,8 +163,9 @@ assert_prediction(const struct fixture *f, int cls, const char *label,
 	assert_string_equal(str_member(f->body, "request_id"),
 	    f->res.request_id);
 	/* The same numbers as model_predict() on the row. */
-	out.proba = p;
+	assert_true(model_scratch_size(f->model) <= 64);
 	model_predict(f->model, row, scratch, &out);
+	p = out.proba;
 	assert_int_equal(out.class_index, (size_t)cls);
 	probs = cJSON_GetObjectItem(f->body, "probabilities");
 	assert_int_equal(cJSON_GetArraySize(probs), 3);
