@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "model.h"
+#include "offline.h"
 #include "route.h"
 #include "serve.h"
 
@@ -26,6 +27,7 @@ struct config {
 	const char	*model;
 	const char	*audit_db;
 	const char	*listen;
+	const char	*predict;
 	size_t		 threads;
 	size_t		 max_body;
 	size_t		 audit_queue;
@@ -62,6 +64,8 @@ static const struct opt {
 	{ "audit-queue", "MLFCGI_AUDIT_QUEUE", OPT_SIZE,
 	  offsetof(struct config, audit_queue), 1, 100000000, "65536",
 	  "audit rows held in memory before new ones are dropped" },
+	{ "predict", NULL, OPT_STRING, offsetof(struct config, predict), 0, 0,
+	  NULL, "score JSON lines from FILE (- for stdin) to stdout, exit" },
 	{ "check", NULL, OPT_FLAG, offsetof(struct config, check), 0, 0, NULL,
 	  "load the configuration and model, print a summary, exit" },
 	{ "help", NULL, OPT_FLAG, offsetof(struct config, help), 0, 0, NULL,
@@ -322,7 +326,26 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	if (cfg.listen != NULL) {
+	if (cfg.predict != NULL) {
+		FILE *in = strcmp(cfg.predict, "-") == 0 ? stdin :
+		    fopen(cfg.predict, "r");
+		long failed;
+
+		if (in == NULL) {
+			fprintf(stderr, "mlfcgi: %s: %s\n", cfg.predict,
+			    strerror(errno));
+			rc = 1;
+			goto done;
+		}
+		failed = offline_score(&env, in, stdout);
+		if (in != stdin)
+			fclose(in);
+		if (failed < 0)
+			fprintf(stderr, "mlfcgi: cannot write the output\n");
+		else if (failed > 0)
+			fprintf(stderr, "mlfcgi: %ld lines failed\n", failed);
+		rc = failed == 0 ? 0 : 1;
+	} else if (cfg.listen != NULL) {
 		listen_fd = serve_listen(cfg.listen, err, sizeof(err));
 		if (listen_fd < 0) {
 			fprintf(stderr, "mlfcgi: %s\n", err);

@@ -29,7 +29,7 @@ static const char *const model_top_keys[] = { "format", "name", "version",
 
 static const char *const model_feature_keys[] = { "name", "type", "minimum",
 	"exclusiveMinimum", "maximum", "exclusiveMaximum", "required",
-	"default", "description", NULL };
+	"default", "nullable", "description", NULL };
 
 /* Returns 1 if s is 1..max characters from the given extra punctuation,
  * letters and digits. */
@@ -112,7 +112,7 @@ static int
 model_load_feature(const cJSON *fj, size_t i, struct feature *f,
     struct model_err *err)
 {
-	const cJSON *type, *req, *desc, *dflt;
+	const cJSON *type, *req, *desc, *dflt, *nul;
 	char path[48];
 
 	snprintf(path, sizeof(path), "features[%zu]", i);
@@ -176,6 +176,12 @@ model_load_feature(const cJSON *fj, size_t i, struct feature *f,
 			return -1;
 		}
 	}
+	nul = model_get(fj, "nullable");
+	if (nul != NULL && !cJSON_IsBool(nul)) {
+		model_errf(err, "%s.nullable: expected true or false", path);
+		return -1;
+	}
+	f->nullable = cJSON_IsTrue(nul);
 	req = model_get(fj, "required");
 	f->required = 1;
 	if (req != NULL) {
@@ -187,10 +193,13 @@ model_load_feature(const cJSON *fj, size_t i, struct feature *f,
 		f->required = cJSON_IsTrue(req);
 	}
 	dflt = model_get(fj, "default");
-	if (!f->required) {
+	if (!f->required && f->nullable && cJSON_IsNull(dflt))
+		f->dflt = NAN;
+	else if (!f->required) {
 		if (!cJSON_IsNumber(dflt) || !isfinite(dflt->valuedouble)) {
 			model_errf(err, "%s.default: an optional feature needs "
-			    "a finite number as default", path);
+			    "a finite number (or null, if nullable) as default",
+			    path);
 			return -1;
 		}
 		f->dflt = dflt->valuedouble;

@@ -193,6 +193,10 @@ schema_check_value(const struct feature *f, const struct value *val,
 	double x;
 	int ok = 1;
 
+	if (f->nullable && val->kind == VALUE_NULL) {
+		*out = NAN;
+		return 0;
+	}
 	if (schema_to_double(f, val, loc, &x, v) < 0)
 		return -1;
 	if (f->type == FEATURE_INTEGER && (x != floor(x) ||

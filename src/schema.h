@@ -27,7 +27,8 @@ struct feature {
 	int			 has_max, max_exclusive;
 	double			 min, max;
 	int			 required;
-	double			 dflt;		/* when !required */
+	double			 dflt;		/* when !required; NaN: missing */
+	int			 nullable;	/* JSON null is a missing value */
 	char			*description;	/* or NULL */
 };
 
@@ -47,7 +48,8 @@ long	schema_lookup(const struct schema *s, const char *name, size_t len);
 
 /* Validates in against s. Accepted shapes: named fields ({"a": 1, ...} or
  * a form), or {"features": [...]} in schema order when no feature is itself
- * called "features". Unknown fields are rejected (extra_forbidden), as are
+ * called "features". A JSON null for a nullable feature becomes NaN, the
+ * missing value of the estimators that handle one. Unknown fields are rejected (extra_forbidden), as are
  * repeated ones (duplicate_field). On success fills row[0..s->n) and returns
  * 0; otherwise adds every error (locations start with loc) and returns -1. */
 int	schema_validate(const struct schema *s, const struct input *in,

@@ -4,6 +4,7 @@ import argparse
 import json
 import math
 import os
+import importlib
 import re
 import sys
 
@@ -166,13 +167,38 @@ def _linear(est):
     return estimator, None, {}
 
 
+# Estimator families in modules of their own (tools/mlfcgi_export_<family>.py),
+# each defining CONVERTERS = {EstimatorClass: convert}. convert(est) returns
+# (estimator dict, class labels or None for a regressor, metadata notes,
+# number of inputs the estimator takes).
+FAMILY_MODULES = ()
+
+
+def _converters():
+    """Map each supported estimator class to its converter."""
+    table = {LogisticRegression: _with_width(_logistic)}
+    for cls in LINEAR_REGRESSORS:
+        table[cls] = _with_width(_linear)
+    for modname in FAMILY_MODULES:
+        table.update(importlib.import_module(modname).CONVERTERS)
+    return table
+
+
+def _with_width(convert):
+    """Adapt a linear converter: its width is the length of a coef row."""
+    def wrapped(est):
+        est_dict, classes, notes = convert(est)
+        coef = est_dict["coef"]
+        return est_dict, classes, notes, len(coef[0] if classes else coef)
+    return wrapped
+
+
 def _convert_final(est):
     """Dispatch the final estimator on its exact class (subclasses may predict differently)."""
-    if type(est) is LogisticRegression:
-        return _logistic(est)
-    if type(est) in LINEAR_REGRESSORS:
-        return _linear(est)
-    raise ExportError(f"unsupported estimator {_describe(est)}")
+    convert = _converters().get(type(est))
+    if convert is None:
+        raise ExportError(f"unsupported estimator {_describe(est)}")
+    return convert(est)
 
 
 def _scaler(step):
@@ -354,8 +380,7 @@ def export_model(estimator, name, version, feature_names=None, class_names=None,
     """
     _check_identifiers(name, version)
     steps, final, scaler_mean = _unpipe(estimator)
-    est_dict, classes, notes = _convert_final(final)
-    n_features = len(est_dict["coef"][0] if classes else est_dict["coef"])
+    est_dict, classes, notes, n_features = _convert_final(final)
     if n_features < 1 or n_features > MAX_FEATURES:
         raise ExportError(f"{_describe(final)}: {n_features} features; the format allows "
                           f"1-{MAX_FEATURES}")

@@ -484,7 +484,7 @@ test_load_feature_errors(void **state)
 	assert_load_error("features/1/required", "\"no\"",
 	    "features[1].required: expected true or false");
 	assert_load_error("features/1/required", "false", "features[1].default: "
-	    "an optional feature needs a finite number as default");
+	    "an optional feature needs a finite number (or null, if nullable) as default");
 	assert_load_error("features/1/default", "1", "features[1].default: "
 	    "only an optional feature (\"required\": false) has a default");
 	assert_load_error("features/1/description", "[]",
