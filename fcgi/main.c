@@ -31,6 +31,7 @@ struct config {
 	size_t		 threads;
 	size_t		 max_body;
 	size_t		 audit_queue;
+	size_t		 max_batch;
 	size_t		 check;
 	size_t		 help;
 	size_t		 version;
@@ -58,6 +59,9 @@ static const struct opt {
 	{ "max-body", "MLFCGI_MAX_BODY", OPT_SIZE,
 	  offsetof(struct config, max_body), 1, 1UL << 30, "1048576",
 	  "largest request body in bytes (413 above it)" },
+	{ "max-batch", "MLFCGI_MAX_BATCH", OPT_SIZE,
+	  offsetof(struct config, max_batch), 1, 1000000, "1000",
+	  "most instances in one {\"instances\": [...]} request" },
 	{ "listen", "MLFCGI_LISTEN", OPT_STRING,
 	  offsetof(struct config, listen), 0, 0, NULL,
 	  "HOST:PORT or socket path; default: fd 0 from the web server" },
@@ -200,8 +204,9 @@ print_summary(const struct config *cfg, const struct model *m)
 	    m->task == MODEL_CLASSIFICATION ? "classification" : "regression",
 	    m->schema.n, m->n_classes, m->est_ops->type);
 	printf("audit log: %s\n", cfg->audit_db ? cfg->audit_db : "off");
-	printf("threads: %zu, max body: %zu bytes, audit queue: %zu rows\n",
-	    cfg->threads, cfg->max_body, cfg->audit_queue);
+	printf("threads: %zu, max body: %zu bytes, max batch: %zu, "
+	    "audit queue: %zu rows\n", cfg->threads, cfg->max_body,
+	    cfg->max_batch, cfg->audit_queue);
 	printf("listen: %s\n", cfg->listen ? cfg->listen :
 	    "fd 0 (spawned by the web server), or CGI");
 }
@@ -308,6 +313,7 @@ main(int argc, char **argv)
 	memset(&env, 0, sizeof(env));
 	env.model = model;
 	env.max_body = cfg.max_body;
+	env.max_batch = cfg.max_batch;
 	if (cfg.audit_db != NULL) {
 		env.audit = audit_open(cfg.audit_db, cfg.audit_queue, err,
 		    sizeof(err));

@@ -31,18 +31,23 @@ route_scratch_init(struct route_scratch *s)
 {
 	memset(s, 0, sizeof(*s));
 	input_init(&s->in);
+	input_init(&s->inst);
 	verrs_init(&s->errs);
 	buf_init(&s->out);
 	buf_init(&s->row_json);
+	buf_init(&s->tmp);
 }
 
 void
 route_scratch_free(struct route_scratch *s)
 {
 	input_free(&s->in);
+	input_free(&s->inst);
 	verrs_free(&s->errs);
 	buf_free(&s->out);
+	free(s->out_end);
 	buf_free(&s->row_json);
+	buf_free(&s->tmp);
 	free(s->row);
 	memset(s, 0, sizeof(*s));
 }

@@ -21,16 +21,20 @@ struct route_env {
 	const struct model	*model;		/* the model /predict serves */
 	struct audit		*audit;		/* NULL: audit log off */
 	size_t			 max_body;	/* for the 413 message */
+	size_t			 max_batch;	/* most instances per request */
 };
 
 /* Per-thread working memory, reused from request to request so that the
  * request path allocates as little as possible. */
 struct route_scratch {
 	struct input	 in;
+	struct input	 inst;		/* one instance of a batch */
 	struct verrs	 errs;
-	struct buf	 out;		/* one instance's output JSON */
+	struct buf	 out;		/* the instances' output JSON objects */
+	size_t		*out_end;	/* where each one ends in out */
 	struct buf	 row_json;	/* one instance's input JSON */
-	double		*row;		/* schema.n + model_scratch_size() */
+	struct buf	 tmp;
+	double		*row;		/* rows, then model_scratch_size() */
 	size_t		 row_cap;
 };
 

@@ -24,10 +24,12 @@ check() { local d=$1; shift; "$@" >/dev/null 2>&1; ok $? "$d"; }
 run_cgi() {
 	printf '%s' "$3" | env -i REQUEST_METHOD="$1" PATH_INFO="$2" \
 	    CONTENT_TYPE="${4:-application/json}" CONTENT_LENGTH="${#3}" \
-	    GATEWAY_INTERFACE=CGI/1.1 MLFCGI_MODEL="$MODEL" "$MLFCGI_BIN"
+	    GATEWAY_INTERFACE=CGI/1.1 MLFCGI_MODEL="$MODEL" \
+	    ${MLFCGI_AUDIT_DB:+MLFCGI_AUDIT_DB="$MLFCGI_AUDIT_DB"} \
+	    ${MLFCGI_MAX_BATCH:+MLFCGI_MAX_BATCH="$MLFCGI_MAX_BATCH"} "$MLFCGI_BIN"
 }
 
-echo "1..24"
+echo "1..33"
 
 out=$("$MLFCGI_BIN" --help); ok $? "--help exits 0"
 grep -q -- '--audit-db' <<<"$out"; ok $? "--help lists --audit-db"
@@ -75,6 +77,39 @@ grep -q '^Status: 422' <<<"$out" && grep -q '"too_short"' <<<"$out"
 ok $? "CGI: a short feature list is a 422 too_short"
 out=$(run_cgi GET /nowhere '')
 grep -q '^Status: 404' <<<"$out"; ok $? "CGI: unknown path is 404"
+
+# Batches: {"instances": [...]}, one audit row per instance, one request id.
+batch='{"instances":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5],[5.9,3.0,4.2,1.5]]}'
+out=$(MLFCGI_AUDIT_DB="$tmp/batch.db" run_cgi POST /predict "$batch" | tail -n 1)
+labels=$(jq -r '[.predictions[].label] | join(",")' <<<"$out" 2>/dev/null)
+[ "$labels" = "setosa,virginica,versicolor" ]; ok $? "batch of arrays: three predictions in order ($labels)"
+rid=$(jq -r .request_id <<<"$out" 2>/dev/null)
+rows=$(sqlite3 "$tmp/batch.db" "SELECT count(*) FROM predictions WHERE request_id = '$rid'")
+[ "$rows" = 3 ]; ok $? "batch: one audit row per instance, sharing the request id ($rows)"
+named='{"instances":[{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2},{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":-3}]}'
+out=$(run_cgi POST /predict "$named" | tail -n 1)
+loc=$(jq -c '.detail[0].loc' <<<"$out" 2>/dev/null)
+[ "$loc" = '["body","instances",1,"petal_width"]' ]; ok $? "batch: an error names the row ($loc)"
+out=$(run_cgi POST /predict '{"instances":[[5.1,3.5,1.4,0.2],{"sepal_length":5.1}]}' | tail -n 1)
+t=$(jq -r '.detail[0].type' <<<"$out" 2>/dev/null)
+[ "$t" = list_type ]; ok $? "batch: arrays and objects mixed is a 422 ($t)"
+out=$(MLFCGI_MAX_BATCH=2 run_cgi POST /predict "$batch")
+grep -q '^Status: 422' <<<"$out" && grep -q '"too_long"' <<<"$out"
+ok $? "batch: over --max-batch is a 422 too_long"
+out=$(run_cgi POST /predict '{"instances":[]}')
+grep -q '^Status: 422' <<<"$out" && grep -q '"too_short"' <<<"$out"
+ok $? "batch: an empty batch is a 422 too_short"
+
+# Offline scoring: --predict FILE, JSON lines in, /predict answers out.
+printf '%s\n' '{"features":[5.1,3.5,1.4,0.2]}' '' \
+    '{"sepal_length":6.3,"sepal_width":3.3,"petal_length":6.0,"petal_width":2.5}' \
+    '{"features":[1]}' > "$tmp/lines.jsonl"
+out=$("$MLFCGI_BIN" --model "$MODEL" --predict "$tmp/lines.jsonl" 2>/dev/null); rc=$?
+got=$(jq -r '[.line, (.label // .detail[0].type)] | join(":")' <<<"$out" | tr '\n' ' ')
+[ "$got" = "1:setosa 3:virginica 4:too_short " ]; ok $? "--predict: one answer per non-blank line ($got)"
+[ "$rc" -eq 1 ]; ok $? "--predict: exit status 1 when a line failed"
+out=$(printf '%s\n' '{"features":[5.1,3.5,1.4,0.2]}' | "$MLFCGI_BIN" --model "$MODEL" --predict -); rc=$?
+[ "$rc" -eq 0 ] && [ "$(jq -r .prediction <<<"$out")" = 0 ]; ok $? "--predict - reads standard input"
 
 # --listen, audit, SIGTERM. cgi-fcgi (libfcgi-bin) is the FastCGI client.
 port=$(( 20000 + RANDOM % 20000 ))
