@@ -13,18 +13,26 @@
 
 #include "audit.h"
 #include "model.h"
+#include "registry.h"
 #include "offline.h"
 #include "route.h"
 #include "serve.h"
 
+#define MODELS_MAX 256
+
 enum opt_type {
 	OPT_STRING,
+	OPT_LIST,	/* a string that may be given more than once */
 	OPT_SIZE,	/* a whole number within [min, max] */
 	OPT_FLAG
 };
 
 struct config {
-	const char	*model;
+	const char	*models[MODELS_MAX];
+	size_t		 n_models;
+	const char	*model_dir;
+	const char	*default_model;
+	size_t		 reload_check;
 	const char	*audit_db;
 	const char	*listen;
 	const char	*predict;
@@ -48,8 +56,17 @@ static const struct opt {
 	const char	*dflt;
 	const char	*help;
 } opts[] = {
-	{ "model", "MLFCGI_MODEL", OPT_STRING, offsetof(struct config, model),
-	  0, 0, NULL, "model file to serve (required)" },
+	{ "model", "MLFCGI_MODEL", OPT_LIST, offsetof(struct config, models),
+	  0, 0, NULL, "a model file to serve; may be repeated" },
+	{ "model-dir", "MLFCGI_MODEL_DIR", OPT_STRING,
+	  offsetof(struct config, model_dir), 0, 0, NULL,
+	  "serve DIR/NAME.json and DIR/NAME/VERSION/model.json" },
+	{ "default-model", "MLFCGI_DEFAULT_MODEL", OPT_STRING,
+	  offsetof(struct config, default_model), 0, 0, NULL,
+	  "NAME or NAME:VERSION that /predict serves" },
+	{ "reload-check", "MLFCGI_RELOAD_CHECK", OPT_SIZE,
+	  offsetof(struct config, reload_check), 0, 86400, "0",
+	  "every N seconds, reload the models if a file changed (0: off)" },
 	{ "audit-db", "MLFCGI_AUDIT_DB", OPT_STRING,
 	  offsetof(struct config, audit_db), 0, 0, NULL,
 	  "SQLite audit log; off when not given" },
@@ -112,12 +129,21 @@ opt_set(struct config *cfg, const struct opt *o, const char *value,
 	unsigned long long n = 0;
 	const char *p;
 
-	if (o->type == OPT_STRING) {
+	if (o->type == OPT_STRING || o->type == OPT_LIST) {
 		if (*value == '\0') {
 			fprintf(stderr, "mlfcgi: %s: empty value\n", from);
 			return -1;
 		}
-		*(const char **)field = value;
+		if (o->type == OPT_STRING) {
+			*(const char **)field = value;
+			return 0;
+		}
+		if (cfg->n_models == MODELS_MAX) {
+			fprintf(stderr, "mlfcgi: %s: at most %d\n", from,
+			    MODELS_MAX);
+			return -1;
+		}
+		cfg->models[cfg->n_models++] = value;
 		return 0;
 	}
 	if (o->type == OPT_FLAG) {
@@ -142,6 +168,7 @@ config_load(struct config *cfg, int argc, char **argv)
 	const struct opt *o;
 	const char *v;
 	char from[64];
+	size_t env_models;
 	int i;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -152,6 +179,7 @@ config_load(struct config *cfg, int argc, char **argv)
 		if (o->env != NULL && (v = getenv(o->env)) != NULL &&
 		    *v != '\0' && opt_set(cfg, o, v, o->env) < 0)
 			return -1;
+	env_models = cfg->n_models;
 	for (i = 1; i < argc; i++) {
 		const char *arg = argv[i], *eq;
 		size_t len;
@@ -190,6 +218,11 @@ config_load(struct config *cfg, int argc, char **argv)
 			return -1;
 		}
 		snprintf(from, sizeof(from), "--%s", o->name);
+		/* --model on the command line replaces MLFCGI_MODEL. */
+		if (o->type == OPT_LIST && env_models > 0) {
+			cfg->n_models = 0;
+			env_models = 0;
+		}
 		if (opt_set(cfg, o, v, from) < 0)
 			return -1;
 	}
@@ -197,12 +230,19 @@ config_load(struct config *cfg, int argc, char **argv)
 }
 
 static void
-print_summary(const struct config *cfg, const struct model *m)
+print_summary(const struct config *cfg, const struct registry *r)
 {
-	printf("model: %s %s (%s)\n", m->name, m->version, cfg->model);
-	printf("task: %s, %zu features, %zu classes, estimator %s\n",
-	    m->task == MODEL_CLASSIFICATION ? "classification" : "regression",
-	    m->schema.n, m->n_classes, m->est_ops->type);
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		const struct model *m = r->entries[i].model;
+
+		printf("model: %s %s (%s)%s\n", m->name, m->version,
+		    r->entries[i].path, m == r->dflt ? ", default" : "");
+		printf("  task: %s, %zu features, %zu classes, estimator %s\n",
+		    m->task == MODEL_CLASSIFICATION ? "classification" :
+		    "regression", m->schema.n, m->n_classes, m->est_ops->type);
+	}
 	printf("audit log: %s\n", cfg->audit_db ? cfg->audit_db : "off");
 	printf("threads: %zu, max body: %zu bytes, max batch: %zu, "
 	    "audit queue: %zu rows\n", cfg->threads, cfg->max_body,
@@ -211,15 +251,65 @@ print_summary(const struct config *cfg, const struct model *m)
 	    "fd 0 (spawned by the web server), or CGI");
 }
 
+/* Builds a new snapshot and swaps it in; on failure the old one stays. */
+static void
+reload_models(const struct registry_source *src, struct registry_holder *h)
+{
+	struct registry *old = registry_acquire(h), *r;
+	char err[512];
+
+	r = registry_build(src, old, err, sizeof(err));
+	registry_release(old);
+	if (r == NULL) {
+		fprintf(stderr, "mlfcgi[%ld]: reload failed, keeping the "
+		    "loaded models: %s\n", (long)getpid(), err);
+		return;
+	}
+	registry_holder_swap(h, r);
+	fprintf(stderr, "mlfcgi[%ld]: models reloaded (generation %lu, %zu "
+	    "files)\n", (long)getpid(), r->generation, r->n);
+}
+
+/* Waits for SIGTERM or SIGINT, reloading the models on SIGHUP and, with
+ * --reload-check, whenever a model file changes. */
+static void
+wait_for_stop(const struct config *cfg, const struct registry_source *src,
+    struct registry_holder *h)
+{
+	struct timespec tick = { (time_t)cfg->reload_check, 0 };
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		sig = cfg->reload_check ? sigtimedwait(&set, NULL, &tick) :
+		    sigwaitinfo(&set, NULL);
+		if (sig == SIGTERM || sig == SIGINT)
+			return;
+		if (sig == SIGHUP)
+			reload_models(src, h);
+		else if (sig < 0 && errno == EAGAIN) {
+			struct registry *r = registry_acquire(h);
+			int changed = registry_changed(r, src);
+
+			registry_release(r);
+			if (changed)
+				reload_models(src, h);
+		}
+	}
+}
+
 /* Runs the request threads until SIGTERM or SIGINT. */
 static int
 run_fastcgi(const struct config *cfg, const struct route_env *env,
-    int listen_fd)
+    const struct registry_source *src, int listen_fd)
 {
 	struct serve_pool pool;
 	pthread_t *threads;
-	sigset_t stopset;
-	int wake[2], sig = 0, flags;
+	int wake[2], flags;
 	size_t i, started = 0;
 
 	if (pipe(wake) < 0) {
@@ -250,11 +340,7 @@ run_fastcgi(const struct config *cfg, const struct route_env *env,
 		return 1;
 	}
 
-	sigemptyset(&stopset);
-	sigaddset(&stopset, SIGTERM);
-	sigaddset(&stopset, SIGINT);
-	while (sigwait(&stopset, &sig) != 0)
-		continue;
+	wait_for_stop(cfg, src, env->models);
 
 	/* Stop accepting; requests in flight finish, then threads return. */
 	atomic_store(&pool.stopping, 1);
@@ -272,9 +358,10 @@ run_fastcgi(const struct config *cfg, const struct route_env *env,
 int
 main(int argc, char **argv)
 {
+	struct registry_holder models;
+	struct registry_source src;
 	struct route_env env;
-	struct model_err merr;
-	struct model *model;
+	struct registry *reg;
 	struct config cfg;
 	sigset_t block;
 	char err[512];
@@ -292,26 +379,33 @@ main(int argc, char **argv)
 		printf("mlfcgi %s\n", PACKAGE_VERSION);
 		return 0;
 	}
-	if (cfg.model == NULL) {
-		fprintf(stderr, "mlfcgi: no model: give --model FILE or set "
-		    "MLFCGI_MODEL\n");
+	if (cfg.n_models == 0 && cfg.model_dir == NULL) {
+		fprintf(stderr, "mlfcgi: no model: give --model FILE (or "
+		    "--model-dir DIR), or set MLFCGI_MODEL\n");
 		return 2;
 	}
-	if ((model = model_load_file(cfg.model, &merr)) == NULL) {
-		fprintf(stderr, "mlfcgi: cannot load model: %s\n", merr.msg);
+	memset(&src, 0, sizeof(src));
+	src.files = cfg.models;
+	src.n_files = cfg.n_models;
+	src.dir = cfg.model_dir;
+	src.default_model = cfg.default_model;
+	if ((reg = registry_build(&src, NULL, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mlfcgi: cannot load model: %s\n", err);
 		return 1;
 	}
+	registry_holder_init(&models, reg);
 
-	/* Every thread inherits this mask: SIGTERM and SIGINT are taken by
-	 * sigwait() in the main thread only, SIGPIPE never kills us. */
+	/* Every thread inherits this mask: SIGTERM, SIGINT and SIGHUP are
+	 * taken by the main thread only, SIGPIPE never kills us. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &block, NULL);
 
 	memset(&env, 0, sizeof(env));
-	env.model = model;
+	env.models = &models;
 	env.max_body = cfg.max_body;
 	env.max_batch = cfg.max_batch;
 	if (cfg.audit_db != NULL) {
@@ -320,19 +414,15 @@ main(int argc, char **argv)
 		if (env.audit == NULL) {
 			fprintf(stderr, "mlfcgi: cannot open the audit log: "
 			    "%s\n", err);
-			model_free(model);
+			registry_holder_free(&models);
 			return 1;
 		}
 	}
 	if (cfg.check) {
-		print_summary(&cfg, model);
-		audit_close(env.audit);
-		model_free(model);
+		print_summary(&cfg, reg);
 		printf("ok\n");
-		return 0;
-	}
-
-	if (cfg.predict != NULL) {
+		rc = 0;
+	} else if (cfg.predict != NULL) {
 		FILE *in = strcmp(cfg.predict, "-") == 0 ? stdin :
 		    fopen(cfg.predict, "r");
 		long failed;
@@ -358,14 +448,14 @@ main(int argc, char **argv)
 			rc = 1;
 			goto done;
 		}
-		rc = run_fastcgi(&cfg, &env, listen_fd);
+		rc = run_fastcgi(&cfg, &env, &src, listen_fd);
 	} else if (serve_spawned())
-		rc = run_fastcgi(&cfg, &env, 0);
+		rc = run_fastcgi(&cfg, &env, &src, 0);
 	else
 		rc = serve_cgi(&env, cfg.max_body) == 0 ? 0 : 1;
 done:
 	audit_close(env.audit);
-	model_free(model);
+	registry_holder_free(&models);
 	if (cfg.listen != NULL && listen_fd > 0 &&
 	    strchr(cfg.listen, ':') == NULL)
 		unlink(cfg.listen);

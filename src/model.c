@@ -8,12 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct model *
+model_retain(struct model *m)
+{
+	atomic_fetch_add(&m->refs, 1);
+	return m;
+}
+
 void
 model_free(struct model *m)
 {
 	size_t i;
 
-	if (m == NULL)
+	if (m == NULL || atomic_fetch_sub(&m->refs, 1) > 1)
 		return;
 	free(m->name);
 	free(m->version);

@@ -2,15 +2,17 @@
  * interface every estimator kind implements.
  *
  * A model is immutable once loaded: any number of threads may call
- * model_predict() on it at once. model_free() must not run while a request
- * still uses the model (the owner, today main(), frees it after the request
- * threads have stopped).
+ * model_predict() on it at once. It is reference counted (the registry
+ * shares one model between snapshots): model_load_*() returns it with one
+ * reference, model_retain() adds one, model_free() drops one and frees the
+ * model with the last.
  *
  * Adding an estimator kind: one new file src/model_<kind>.c defining a
  * struct estimator_ops, and one line in the table in model_load.c. */
 #ifndef MLFCGI_MODEL_H
 #define MLFCGI_MODEL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -61,6 +63,7 @@ struct estimator_ops {
 };
 
 struct model {
+	atomic_int		 refs;
 	char			*name;
 	char			*version;
 	char			*description;	/* or NULL */
@@ -85,6 +88,7 @@ struct model *model_load_file(const char *path, struct model_err *err);
 struct model *model_load_text(const char *text, size_t len,
 	    const char *origin, struct model_err *err);
 void	model_free(struct model *m);
+struct model *model_retain(struct model *m);
 
 /* The number of doubles of scratch memory model_predict() needs. */
 size_t	model_scratch_size(const struct model *m);

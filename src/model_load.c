@@ -525,6 +525,7 @@ model_load_text(const char *text, size_t len, const char *origin,
 		model_free(m);
 		return NULL;
 	}
+	atomic_store(&m->refs, 1);
 	return m;
 }
 

@@ -86,8 +86,9 @@ predict_row(struct route_scratch *s, size_t n)
 	return s->row;
 }
 
-static void predict_audit(const struct route_env *, const struct request *,
-    const struct response *, struct route_scratch *, size_t);
+static void predict_audit(const struct route_env *, const struct model *,
+    const struct request *, const struct response *, struct route_scratch *,
+    size_t);
 
 /* Returns the index of the "instances" member that makes in a batch, or
  * -1 for a single instance. A model with a feature of that name takes it
@@ -109,10 +110,9 @@ predict_batch_field(const struct model *m, const struct input *in)
 /* Validates {"instances": [...]}: all arrays (schema order) or all
  * objects (named), 1 to max_batch of them. Fills s->row with n rows. */
 static int
-predict_validate_batch(const struct route_env *env, const struct input *in,
-    long at, struct route_scratch *s, size_t *n)
+predict_validate_batch(const struct route_env *env, const struct model *m,
+    const struct input *in, long at, struct route_scratch *s, size_t *n)
 {
-	const struct model *m = env->model;
 	const struct field *fl = &in->fields[at];
 	struct verr_loc loc = verr_loc_name(NULL, PREDICT_BATCH_KEY,
 	    strlen(PREDICT_BATCH_KEY)), l;
@@ -190,15 +190,14 @@ predict_validate_batch(const struct route_env *env, const struct input *in,
 /* Validates a decoded body: one instance, or a batch. On success s->row
  * holds *n rows and *batch says which shape to answer in. */
 static int
-predict_validate(const struct route_env *env, const struct input *in,
-    struct route_scratch *s, size_t *n, int *batch)
+predict_validate(const struct route_env *env, const struct model *m,
+    const struct input *in, struct route_scratch *s, size_t *n, int *batch)
 {
-	const struct model *m = env->model;
 	long at = predict_batch_field(m, in);
 
 	*batch = at >= 0;
 	if (*batch)
-		return predict_validate_batch(env, in, at, s, n);
+		return predict_validate_batch(env, m, in, at, s, n);
 	*n = 1;
 	return schema_validate(&m->schema, in,  NULL,
 	    predict_row(s, m->schema.n + model_scratch_size(m)), &s->errs);
@@ -206,16 +205,19 @@ predict_validate(const struct route_env *env, const struct input *in,
 
 /* Predicts the n validated rows in s->row, answers, and logs each. */
 static void
-predict_rows(const struct route_env *env, const struct request *req,
-    struct response *res, struct route_scratch *s, size_t n, int batch)
+predict_rows(const struct route_env *env, const struct model *m,
+    const struct request *req, struct response *res,
+    struct route_scratch *s, size_t n, int batch)
 {
-	const struct model *m = env->model;
 	double *scratch = s->row + n * m->schema.n;
 	struct prediction out;
 	size_t i;
 
 	buf_reset(&s->out);
-	s->out_end = xrealloc(s->out_end, n * sizeof(size_t));
+	if (s->out_cap < n) {
+		s->out_end = xrealloc(s->out_end, n * sizeof(size_t));
+		s->out_cap = n;
+	}
 	for (i = 0; i < n; i++) {
 		model_predict(m, s->row + i * m->schema.n, scratch, &out);
 		if (model_output_finite(m, &out) < 0) {
@@ -252,15 +254,15 @@ predict_rows(const struct route_env *env, const struct request *req,
 	buf_json_str(&res->body, res->request_id);
 	buf_putc(&res->body, '}');
 	if (env->audit != NULL)
-		predict_audit(env, req, res, s, n);
+		predict_audit(env, m, req, res, s, n);
 }
 
 /* Queues one audit row per instance, all with the request's id. */
 static void
-predict_audit(const struct route_env *env, const struct request *req,
-    const struct response *res, struct route_scratch *s, size_t n)
+predict_audit(const struct route_env *env, const struct model *m,
+    const struct request *req, const struct response *res,
+    struct route_scratch *s, size_t n)
 {
-	const struct model *m = env->model;
 	uint64_t start = req->start_ns ? req->start_ns : request_now_ns();
 	struct audit_row ar;
 	size_t i;
@@ -286,19 +288,20 @@ predict_audit(const struct route_env *env, const struct request *req,
 }
 
 void
-predict_handle(const struct route_env *env, const struct request *req,
-    struct response *res, struct route_scratch *s)
+predict_handle(struct route_call *c)
 {
-	const struct model *m = env->model;
+	const struct route_env *env = c->env;
+	const struct request *req = c->req;
+	struct response *res = c->res;
+	struct route_scratch *s = c->s;
+	const struct model *m;
 	enum body_kind kind;
 	size_t nrows = 0;
 	char msg[96];
 	int rc, batch = 0;
 
-	if (m == NULL) {
-		response_error(res, 503, "No model is loaded");
+	if ((m = route_model(c)) == NULL)
 		return;
-	}
 	if (req->body_too_large) {
 		snprintf(msg, sizeof(msg), "Request body is larger than the "
 		    "limit of %zu bytes", env->max_body);
@@ -322,12 +325,12 @@ predict_handle(const struct route_env *env, const struct request *req,
 	    decode_json(req->body, req->body_len, &s->in, &s->errs) :
 	    decode_form(req->body, req->body_len, &s->in, &s->errs);
 	if (rc == 0)
-		rc = predict_validate(env, &s->in, s, &nrows, &batch);
+		rc = predict_validate(env, m, &s->in, s, &nrows, &batch);
 	input_free(&s->in);
 	if (rc < 0) {
 		res->status = 422;
 		verrs_render(&s->errs, &res->body);
 		return;
 	}
-	predict_rows(env, req, res, s, nrows, batch);
+	predict_rows(env, m, req, res, s, nrows, batch);
 }

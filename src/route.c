@@ -1,28 +1,30 @@
-/* route: the route table and the small endpoints (/health, /ready). */
+/* route: the route table, path matching, and the small endpoints
+ * (/health, /ready). */
 #include "route.h"
 #include "xalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef void (*route_fn)(const struct route_env *, const struct request *,
-    struct response *, struct route_scratch *);
+static void health_handle(struct route_call *);
+static void ready_handle(struct route_call *);
 
-static void health_handle(const struct route_env *, const struct request *,
-    struct response *, struct route_scratch *);
-static void ready_handle(const struct route_env *, const struct request *,
-    struct response *, struct route_scratch *);
-
-/* The route table: exact paths below the mount point. */
+/* The route table. A "{}" segment matches one non-empty path segment and
+ * becomes a parameter. A path that matches with another method is a 405. */
 static const struct route {
-	const char	*path;
-	const char	*method;	/* the method it answers */
+	const char	*pattern;
+	const char	*method;
 	const char	*allow;		/* the Allow header on 405 */
-	route_fn	 fn;
+	void		(*fn)(struct route_call *);
 } routes[] = {
-	{ "/predict",	"POST",	"POST",		predict_handle },
-	{ "/health",	"GET",	"GET, HEAD",	health_handle },
-	{ "/ready",	"GET",	"GET, HEAD",	ready_handle },
+	{ "/predict",				"POST",	"POST",	predict_handle },
+	{ "/models/{}/predict",			"POST",	"POST",	predict_handle },
+	{ "/models/{}/versions/{}/predict",	"POST",	"POST",	predict_handle },
+	{ "/models",				"GET",	"GET, HEAD", models_list },
+	{ "/models/{}",				"GET",	"GET, HEAD", models_show },
+	{ "/health",				"GET",	"GET, HEAD", health_handle },
+	{ "/ready",				"GET",	"GET, HEAD", ready_handle },
 	{ NULL, NULL, NULL, NULL }
 };
 
@@ -52,62 +54,130 @@ route_scratch_free(struct route_scratch *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static void
-health_handle(const struct route_env *env, const struct request *req,
-    struct response *res, struct route_scratch *s)
+/* Matches path against pattern, filling c's parameters. Returns 1 on a
+ * match. */
+static int
+route_match(const char *pattern, const char *path, struct route_call *c)
 {
-	(void)req, (void)s;
-	buf_printf(&res->body, "{\"status\":\"healthy\",\"model_loaded\":%s}",
-	    env->model != NULL ? "true" : "false");
+	c->n_params = 0;
+	while (*pattern != '\0') {
+		if (strncmp(pattern, "{}", 2) == 0) {
+			size_t n = strcspn(path, "/");
+
+			if (n == 0 || c->n_params == 2)
+				return 0;
+			c->param[c->n_params].s = path;
+			c->param[c->n_params++].n = n;
+			pattern += 2;
+			path += n;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return 0;
+	}
+	return *path == '\0';
 }
 
 static void
-ready_handle(const struct route_env *env, const struct request *req,
-    struct response *res, struct route_scratch *s)
+health_handle(struct route_call *c)
 {
-	char why[256] = "";
-	int ready = 1;
+	buf_printf(&c->res->body, "{\"status\":\"healthy\",\"model_loaded\":%s}",
+	    c->reg->dflt != NULL ? "true" : "false");
+}
 
-	(void)req, (void)s;
-	if (env->model == NULL)
-		ready = 0, strcpy(why, "no model loaded");
-	else if (model_selftest(env->model, why, sizeof(why)) < 0)
-		ready = 0;
-	else if (env->audit != NULL && !audit_healthy(env->audit, why,
-	    sizeof(why)))
+/* Ready when every served model predicts its test input and the audit
+ * writer keeps up. */
+static void
+ready_handle(struct route_call *c)
+{
+	struct buf *b = &c->res->body;
+	char why[256] = "";
+	size_t i;
+	int ready = c->reg->dflt != NULL;
+
+	if (!ready)
+		strcpy(why, "no model loaded");
+	for (i = 0; ready && i < c->reg->n; i++)
+		if (c->reg->entries[i].model != NULL &&
+		    model_selftest(c->reg->entries[i].model, why,
+		    sizeof(why)) < 0)
+			ready = 0;
+	if (ready && c->env->audit != NULL &&
+	    !audit_healthy(c->env->audit, why, sizeof(why)))
 		ready = 0;
 	if (ready) {
-		buf_puts(&res->body, "{\"ready\":true}");
+		buf_puts(b, "{\"ready\":true}");
 		return;
 	}
-	res->status = 503;
-	buf_puts(&res->body, "{\"ready\":false,\"error\":");
-	buf_json_str(&res->body, why);
-	buf_putc(&res->body, '}');
+	c->res->status = 503;
+	buf_puts(b, "{\"ready\":false,\"error\":");
+	buf_json_str(b, why);
+	buf_putc(b, '}');
+}
+
+const struct model *
+route_model(struct route_call *c)
+{
+	const struct model *m;
+	char msg[256];
+
+	if (c->n_params == 0) {
+		if (c->reg->dflt == NULL)
+			response_error(c->res, 503, "No model is loaded");
+		return c->reg->dflt;
+	}
+	m = registry_find(c->reg, c->param[0].s, c->param[0].n,
+	    c->n_params > 1 ? c->param[1].s : NULL,
+	    c->n_params > 1 ? c->param[1].n : 0);
+	if (m != NULL)
+		return m;
+	if (c->n_params > 1 && registry_find(c->reg, c->param[0].s,
+	    c->param[0].n, NULL, 0) != NULL)
+		snprintf(msg, sizeof(msg), "Model '%.*s' has no version "
+		    "'%.*s'", (int)(c->param[0].n > 64 ? 64 : c->param[0].n),
+		    c->param[0].s, (int)(c->param[1].n > 64 ? 64 :
+		    c->param[1].n), c->param[1].s);
+	else
+		snprintf(msg, sizeof(msg), "Model '%.*s' not found",
+		    (int)(c->param[0].n > 64 ? 64 : c->param[0].n),
+		    c->param[0].s);
+	response_error(c->res, 404, msg);
+	return NULL;
 }
 
 void
 route_handle(const struct route_env *env, const struct request *req,
     struct response *res, struct route_scratch *s)
 {
-	const struct route *r;
-	int head;
+	const struct route *r, *other = NULL;
+	struct route_call c;
+	int head = strcmp(req->method, "HEAD") == 0;
 
 	if (!request_id_valid_copy(req->request_id, res->request_id))
 		request_id_generate(res->request_id);
-	for (r = routes; r->path != NULL; r++)
-		if (strcmp(r->path, req->path) == 0)
+	memset(&c, 0, sizeof(c));
+	c.env = env;
+	c.req = req;
+	c.res = res;
+	c.s = s;
+	for (r = routes; r->pattern != NULL; r++) {
+		if (!route_match(r->pattern, req->path, &c))
+			continue;
+		if (strcmp(req->method, r->method) == 0 ||
+		    (head && strcmp(r->method, "GET") == 0))
 			break;
-	if (r->path == NULL) {
-		response_error(res, 404, "Not Found");
+		if (other == NULL)
+			other = r;
+	}
+	if (r->pattern == NULL) {
+		if (other != NULL) {
+			res->allow = other->allow;
+			response_error(res, 405, "Method Not Allowed");
+		} else
+			response_error(res, 404, "Not Found");
 		return;
 	}
-	head = strcmp(req->method, "HEAD") == 0 &&
-	    strcmp(r->method, "GET") == 0;
-	if (strcmp(req->method, r->method) != 0 && !head) {
-		res->allow = r->allow;
-		response_error(res, 405, "Method Not Allowed");
-		return;
-	}
-	r->fn(env, req, res, s);
+	c.reg = registry_acquire(env->models);
+	r->fn(&c);
+	registry_release((struct registry *)c.reg);
 }

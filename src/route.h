@@ -2,7 +2,8 @@
  * a struct request into a struct response. Knows nothing of FastCGI.
  *
  * Thread-safety: route_handle() may run on many threads at once with one
- * shared route_env (read-only) and one route_scratch per thread. */
+ * shared route_env and one route_scratch per thread. Each call takes the
+ * current model snapshot for its whole duration (see registry.h). */
 #ifndef MLFCGI_ROUTE_H
 #define MLFCGI_ROUTE_H
 
@@ -12,13 +13,14 @@
 #include "buf.h"
 #include "input.h"
 #include "model.h"
+#include "registry.h"
 #include "request.h"
 #include "verr.h"
 
 /* What every request thread shares. Owned by main(); outlives the
  * threads. */
 struct route_env {
-	const struct model	*model;		/* the model /predict serves */
+	struct registry_holder	*models;
 	struct audit		*audit;		/* NULL: audit log off */
 	size_t			 max_body;	/* for the 413 message */
 	size_t			 max_batch;	/* most instances per request */
@@ -32,10 +34,25 @@ struct route_scratch {
 	struct verrs	 errs;
 	struct buf	 out;		/* the instances' output JSON objects */
 	size_t		*out_end;	/* where each one ends in out */
+	size_t		 out_cap;
 	struct buf	 row_json;	/* one instance's input JSON */
 	struct buf	 tmp;
 	double		*row;		/* rows, then model_scratch_size() */
 	size_t		 row_cap;
+};
+
+/* One request on its way through a handler. */
+struct route_call {
+	const struct route_env	*env;
+	const struct registry	*reg;		/* this request's snapshot */
+	const struct request	*req;
+	struct response		*res;
+	struct route_scratch	*s;
+	struct {
+		const char	*s;
+		size_t		 n;
+	}			 param[2];	/* the path's {} segments */
+	size_t			 n_params;
 };
 
 void	route_scratch_init(struct route_scratch *s);
@@ -46,8 +63,13 @@ void	route_scratch_free(struct route_scratch *s);
 void	route_handle(const struct route_env *env, const struct request *req,
 	    struct response *res, struct route_scratch *s);
 
+/* The model a call names: the default for no parameter, else by name and
+ * optional version. Answers 404 and returns NULL if there is none. */
+const struct model *route_model(struct route_call *c);
+
 /* The handlers, one per endpoint. */
-void	predict_handle(const struct route_env *env, const struct request *req,
-	    struct response *res, struct route_scratch *s);
+void	predict_handle(struct route_call *c);
+void	models_list(struct route_call *c);
+void	models_show(struct route_call *c);
 
 #endif

@@ -141,9 +141,13 @@ v=$(sqlite3 "$tmp/audit.db" 'PRAGMA user_version; PRAGMA journal_mode' | tr '\n'
 # A unix socket.
 "$MLFCGI_BIN" --model "$MODEL" --listen "$tmp/s.sock" 2>>"$tmp/err" &
 pid=$!
-for _ in $(seq 50); do [ -S "$tmp/s.sock" ] && break; sleep 0.1; done
-out=$(env -i REQUEST_METHOD=GET SCRIPT_NAME=/health cgi-fcgi -bind \
-    -connect "$tmp/s.sock")
+# The socket file appears at bind(), just before listen(): retry.
+out=
+for _ in $(seq 50); do
+	out=$(env -i REQUEST_METHOD=GET SCRIPT_NAME=/health cgi-fcgi -bind \
+	    -connect "$tmp/s.sock" 2>/dev/null) && [ -n "$out" ] && break
+	sleep 0.1
+done
 grep -q '"status":"healthy"' <<<"$out"; ok $? "FastCGI over a unix socket: /health"
 kill -TERM "$pid"; wait "$pid"; pid=
 

@@ -30,7 +30,9 @@
 	"petal_length=5.2&petal_width=2.3"
 
 struct fixture {
-	struct model		*model;
+	const struct model	*model;		/* the iris model, in models */
+	struct registry_holder	 models;
+	struct registry		*full;		/* kept while swapped out */
 	struct route_env	 env;
 	struct route_scratch	 scratch;
 	struct response		 res;
@@ -42,20 +44,27 @@ setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	const char *srcdir = getenv("SRCDIR");
-	struct model_err err;
-	char path[4096];
+	struct registry_source src;
+	struct registry *r;
+	const char *files[1];
+	char path[4096], err[512];
 
 	if (f == NULL)
 		return -1;
 	snprintf(path, sizeof(path), "%s/models/iris.json",
 	    srcdir != NULL ? srcdir : ".");
-	f->model = model_load_file(path, &err);
-	if (f->model == NULL) {
-		fprintf(stderr, "%s\n", err.msg);
+	files[0] = path;
+	memset(&src, 0, sizeof(src));
+	src.files = files;
+	src.n_files = 1;
+	if ((r = registry_build(&src, NULL, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
 		free(f);
 		return -1;
 	}
-	f->env.model = f->model;
+	f->model = r->dflt;
+	registry_holder_init(&f->models, r);
+	f->env.models = &f->models;
 	f->env.audit = NULL;
 	f->env.max_body = MAX_BODY;
 	route_scratch_init(&f->scratch);
@@ -72,9 +81,29 @@ teardown(void **state)
 	cJSON_Delete(f->body);
 	response_free(&f->res);
 	route_scratch_free(&f->scratch);
-	model_free(f->model);
+	registry_holder_free(&f->models);
 	free(f);
 	return 0;
+}
+
+/* Swaps in a registry with no model at all, as if nothing had loaded. */
+static void
+no_model(struct fixture *f)
+{
+	struct registry *empty = calloc(1, sizeof(*empty));
+
+	assert_non_null(empty);
+	atomic_init(&empty->refs, 1);
+	f->full = registry_acquire(&f->models);
+	registry_holder_swap(&f->models, empty);
+}
+
+/* Puts the iris registry back. */
+static void
+restore_model(struct fixture *f)
+{
+	registry_holder_swap(&f->models, f->full);
+	f->full = NULL;
 }
 
 /* Sends one request through route_handle(); the response is in f->res and
@@ -341,9 +370,9 @@ test_predict_no_model_503(void **state)
 {
 	struct fixture *f = *state;
 
-	f->env.model = NULL;
+	no_model(f);
 	post_json(f, "application/json", IRIS_SETOSA);
-	f->env.model = f->model;
+	restore_model(f);
 	assert_detail(f, 503, "No model is loaded");
 }
 
@@ -408,9 +437,9 @@ test_health(void **state)
 	send_req(f, "HEAD", "/health", NULL, NULL, NULL);
 	assert_int_equal(f->res.status, 200);
 	assert_null(f->res.allow);
-	f->env.model = NULL;
+	no_model(f);
 	send_req(f, "GET", "/health", NULL, NULL, NULL);
-	f->env.model = f->model;
+	restore_model(f);
 	assert_int_equal(f->res.status, 200);
 	assert_string_equal(f->res.body.data,
 	    "{\"status\":\"healthy\",\"model_loaded\":false}");
@@ -426,9 +455,9 @@ test_ready(void **state)
 	assert_string_equal(f->res.body.data, "{\"ready\":true}");
 	send_req(f, "HEAD", "/ready", NULL, NULL, NULL);
 	assert_int_equal(f->res.status, 200);
-	f->env.model = NULL;
+	no_model(f);
 	send_req(f, "GET", "/ready", NULL, NULL, NULL);
-	f->env.model = f->model;
+	restore_model(f);
 	assert_int_equal(f->res.status, 503);
 	assert_string_equal(f->res.body.data,
 	    "{\"ready\":false,\"error\":\"no model loaded\"}");
