@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "model.h"
 #include "registry.h"
+#include "metrics.h"
 #include "offline.h"
 #include "route.h"
 #include "serve.h"
@@ -40,6 +41,7 @@ struct config {
 	size_t		 max_body;
 	size_t		 audit_queue;
 	size_t		 max_batch;
+	size_t		 cache_size;
 	size_t		 check;
 	size_t		 help;
 	size_t		 version;
@@ -79,6 +81,9 @@ static const struct opt {
 	{ "max-batch", "MLFCGI_MAX_BATCH", OPT_SIZE,
 	  offsetof(struct config, max_batch), 1, 1000000, "1000",
 	  "most instances in one {\"instances\": [...]} request" },
+	{ "cache-size", "MLFCGI_CACHE_SIZE", OPT_SIZE,
+	  offsetof(struct config, cache_size), 0, 10000000, "0",
+	  "predictions cached per model, LRU (0: no cache)" },
 	{ "listen", "MLFCGI_LISTEN", OPT_STRING,
 	  offsetof(struct config, listen), 0, 0, NULL,
 	  "HOST:PORT or socket path; default: fd 0 from the web server" },
@@ -389,11 +394,13 @@ main(int argc, char **argv)
 	src.n_files = cfg.n_models;
 	src.dir = cfg.model_dir;
 	src.default_model = cfg.default_model;
+	src.cache_size = cfg.cache_size;
 	if ((reg = registry_build(&src, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mlfcgi: cannot load model: %s\n", err);
 		return 1;
 	}
 	registry_holder_init(&models, reg);
+	metrics_init();
 
 	/* Every thread inherits this mask: SIGTERM, SIGINT and SIGHUP are
 	 * taken by the main thread only, SIGPIPE never kills us. */

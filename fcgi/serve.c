@@ -123,6 +123,8 @@ serve_head(struct serve_conn *c, int with_body)
 		buf_printf(&c->head, "X-Request-Id: %s\r\n", r->request_id);
 	if (r->allow != NULL)
 		buf_printf(&c->head, "Allow: %s\r\n", r->allow);
+	if (r->x_cache != NULL)
+		buf_printf(&c->head, "X-Cache: %s\r\n", r->x_cache);
 	buf_puts(&c->head, "\r\n");
 	if (with_body)
 		buf_append(&c->head, r->body.data, r->body.len);

@@ -222,15 +222,15 @@ audit_writer(void *arg)
 			batch[i] = a->ring[(a->head + i) % a->capacity];
 		pthread_mutex_unlock(&a->lock);
 
-		t0 = (uint64_t)audit_now_ms();
+		t0 = request_now_ns();
 		rc = audit_write_batch(a, batch, n, why, sizeof(why));
-		t1 = (uint64_t)audit_now_ms();
+		t1 = request_now_ns();
 
 		pthread_mutex_lock(&a->lock);
 		if (rc == 0) {
 			audit_pop(a, n);
 			a->stats.written += n;
-			a->stats.last_commit_us = (t1 - t0) * 1000;
+			a->stats.last_commit_us = (t1 - t0) / 1000;
 			a->healthy = 1;
 			failing_since = 0;
 			backoff = 10;

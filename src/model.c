@@ -1,4 +1,5 @@
 /* model: prediction, rendering and the shared loader helpers (see model.h). */
+#include "cache.h"
 #include "model.h"
 #include "xalloc.h"
 
@@ -22,6 +23,7 @@ model_free(struct model *m)
 
 	if (m == NULL || atomic_fetch_sub(&m->refs, 1) > 1)
 		return;
+	cache_free(m->cache);
 	free(m->name);
 	free(m->version);
 	free(m->description);

@@ -62,8 +62,11 @@ struct estimator_ops {
 	void	 (*free)(void *est);
 };
 
+struct cache;
+
 struct model {
 	atomic_int		 refs;
+	struct cache		*cache;		/* predictions, or NULL: off */
 	char			*name;
 	char			*version;
 	char			*description;	/* or NULL */

@@ -1,5 +1,7 @@
 /* predict: POST /predict, from body bytes to a logged prediction. */
+#include "cache.h"
 #include "decode.h"
+#include "metrics.h"
 #include "route.h"
 #include "xalloc.h"
 
@@ -76,6 +78,7 @@ predict_body_kind(const char *ct)
 }
 
 /* Makes sure s->row holds n doubles. */
+/* Makes sure s->row holds n doubles. */
 static double *
 predict_row(struct route_scratch *s, size_t n)
 {
@@ -86,9 +89,11 @@ predict_row(struct route_scratch *s, size_t n)
 	return s->row;
 }
 
-static void predict_audit(const struct route_env *, const struct model *,
-    const struct request *, const struct response *, struct route_scratch *,
-    size_t);
+double *
+predict_rows_alloc(struct route_call *c, const struct model *m, size_t n)
+{
+	return predict_row(c->s, n * m->schema.n + model_scratch_size(m));
+}
 
 /* Returns the index of the "instances" member that makes in a batch, or
  * -1 for a single instance. A model with a feature of that name takes it
@@ -107,38 +112,28 @@ predict_batch_field(const struct model *m, const struct input *in)
 	return -1;
 }
 
-/* Validates {"instances": [...]}: all arrays (schema order) or all
- * objects (named), 1 to max_batch of them. Fills s->row with n rows. */
-static int
-predict_validate_batch(const struct route_env *env, const struct model *m,
-    const struct input *in, long at, struct route_scratch *s, size_t *n)
+int
+predict_validate_items(struct route_call *c, const struct model *m,
+    const cJSON *arr, const struct verr_loc *loc, size_t *n)
 {
-	const struct field *fl = &in->fields[at];
-	struct verr_loc loc = verr_loc_name(NULL, PREDICT_BATCH_KEY,
-	    strlen(PREDICT_BATCH_KEY)), l;
+	struct route_scratch *s = c->s;
 	const cJSON *item;
+	struct verr_loc l;
 	size_t i, count;
 	int rc = 0, arrays;
 	double *rows;
 
-	for (i = 0; i < in->n; i++) {
-		if ((long)i == at)
-			continue;
-		l = verr_loc_name(NULL, in->fields[i].name,
-		    in->fields[i].name_len);
-		verrs_add(&s->errs, "extra_forbidden", &l,
-		    "Extra inputs are not permitted", &in->fields[i].value,
-		    NULL);
-		rc = -1;
-	}
-	if (fl->value.kind != VALUE_ARRAY) {
-		verrs_add(&s->errs, "list_type", &loc,
-		    "Input should be a valid list", &fl->value, NULL);
+	if (!cJSON_IsArray(arr)) {
+		struct value v;
+
+		value_from_json(&v, arr);
+		verrs_add(&s->errs, "list_type", loc,
+		    "Input should be a valid list", &v, NULL);
 		return -1;
 	}
-	count = (size_t)cJSON_GetArraySize(fl->value.json);
-	if (count == 0 || count > env->max_batch) {
-		size_t bound = count ? env->max_batch : 1;
+	count = (size_t)cJSON_GetArraySize(arr);
+	if (count == 0 || count > c->env->max_batch) {
+		size_t bound = count ? c->env->max_batch : 1;
 		char msg[128], ctx[128];
 
 		snprintf(msg, sizeof(msg), "List should have %s %zu item%s "
@@ -147,17 +142,17 @@ predict_validate_batch(const struct route_env *env, const struct model *m,
 		snprintf(ctx, sizeof(ctx), "{\"field_type\":\"List\",\"%s\":%zu,"
 		    "\"actual_length\":%zu}", count ? "max_length" :
 		    "min_length", bound, count);
-		verrs_add(&s->errs, count ? "too_long" : "too_short", &loc,
+		verrs_add(&s->errs, count ? "too_long" : "too_short", loc,
 		    msg, NULL, ctx);
 		return -1;
 	}
-	rows = predict_row(s, count * m->schema.n + model_scratch_size(m));
-	arrays = cJSON_IsArray(fl->value.json->child);
+	rows = predict_rows_alloc(c, m, count);
+	arrays = cJSON_IsArray(arr->child);
 	i = 0;
-	cJSON_ArrayForEach(item, fl->value.json) {
+	cJSON_ArrayForEach(item, arr) {
 		double *row = rows + i * m->schema.n;
 
-		l = verr_loc_index(&loc, (long)i++);
+		l = verr_loc_index(loc, (long)i++);
 		if (arrays) {
 			if (schema_validate_array(&m->schema, item, &l, row,
 			    &s->errs) < 0)
@@ -187,90 +182,186 @@ predict_validate_batch(const struct route_env *env, const struct model *m,
 	return rc;
 }
 
+/* Validates {"instances": [...]}: nothing else may be in the object. */
+static int
+predict_validate_batch(struct route_call *c, const struct model *m,
+    const struct input *in, long at, size_t *n)
+{
+	const struct field *fl = &in->fields[at];
+	struct verr_loc loc = verr_loc_name(NULL, PREDICT_BATCH_KEY,
+	    strlen(PREDICT_BATCH_KEY)), l;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < in->n; i++) {
+		if ((long)i == at)
+			continue;
+		l = verr_loc_name(NULL, in->fields[i].name,
+		    in->fields[i].name_len);
+		verrs_add(&c->s->errs, "extra_forbidden", &l,
+		    "Extra inputs are not permitted", &in->fields[i].value,
+		    NULL);
+		rc = -1;
+	}
+	if (predict_validate_items(c, m, fl->value.json, &loc, n) < 0)
+		rc = -1;
+	return rc;
+}
+
 /* Validates a decoded body: one instance, or a batch. On success s->row
  * holds *n rows and *batch says which shape to answer in. */
 static int
-predict_validate(const struct route_env *env, const struct model *m,
-    const struct input *in, struct route_scratch *s, size_t *n, int *batch)
+predict_validate(struct route_call *c, const struct model *m,
+    const struct input *in, size_t *n, int *batch)
 {
 	long at = predict_batch_field(m, in);
 
 	*batch = at >= 0;
 	if (*batch)
-		return predict_validate_batch(env, m, in, at, s, n);
+		return predict_validate_batch(c, m, in, at, n);
 	*n = 1;
-	return schema_validate(&m->schema, in,  NULL,
-	    predict_row(s, m->schema.n + model_scratch_size(m)), &s->errs);
+	return schema_validate(&m->schema, in, NULL,
+	    predict_rows_alloc(c, m, 1), &c->s->errs);
 }
 
-/* Predicts the n validated rows in s->row, answers, and logs each. */
-static void
-predict_rows(const struct route_env *env, const struct model *m,
-    const struct request *req, struct response *res,
-    struct route_scratch *s, size_t n, int batch)
+size_t
+predict_result_width(const struct model *m)
 {
-	double *scratch = s->row + n * m->schema.n;
-	struct prediction out;
-	size_t i;
+	return 1 + m->n_classes + m->n_scores;
+}
 
-	buf_reset(&s->out);
+/* Packs a prediction into res: value or class index, proba, scores. */
+static void
+predict_pack(const struct model *m, const struct prediction *out,
+    double *res)
+{
+	res[0] = m->task == MODEL_REGRESSION ? out->value :
+	    (double)out->class_index;
+	if (m->has_proba)
+		memcpy(res + 1, out->proba, m->n_classes * sizeof(double));
+	memcpy(res + 1 + m->n_classes, out->scores,
+	    m->n_scores * sizeof(double));
+}
+
+/* The reverse of predict_pack, for rendering a cached answer. */
+static void
+predict_unpack(const struct model *m, double *res, struct prediction *out)
+{
+	out->value = res[0];
+	out->class_index = m->task == MODEL_REGRESSION ? 0 : (size_t)res[0];
+	out->proba = res + 1;
+	out->scores = res + 1 + m->n_classes;
+}
+
+int
+predict_run(struct route_call *c, const struct model *m, size_t n)
+{
+	struct route_scratch *s = c->s;
+	double *scratch = s->row + n * m->schema.n, *res;
+	size_t i, w = predict_result_width(m), hits = 0;
+	struct prediction out;
+
 	if (s->out_cap < n) {
 		s->out_end = xrealloc(s->out_end, n * sizeof(size_t));
+		s->cached = xrealloc(s->cached, n);
 		s->out_cap = n;
 	}
+	if (s->results_cap < n * w) {
+		s->results = xrealloc(s->results, n * w * sizeof(double));
+		s->results_cap = n * w;
+	}
+	buf_reset(&s->out);
 	for (i = 0; i < n; i++) {
-		model_predict(m, s->row + i * m->schema.n, scratch, &out);
-		if (model_output_finite(m, &out) < 0) {
-			response_error(res, 500, "The model produced a "
-			    "non-finite output for this input");
-			return;
+		const double *row = s->row + i * m->schema.n;
+		size_t klen = m->schema.n * sizeof(double);
+
+		res = s->results + i * w;
+		s->cached[i] = m->cache != NULL && cache_get(m->cache, row,
+		    klen, &s->out, res, w);
+		if (s->cached[i]) {
+			hits++;
+			s->out_end[i] = s->out.len;
+			continue;
 		}
+		model_predict(m, row, scratch, &out);
+		if (model_output_finite(m, &out) < 0) {
+			response_error(c->res, 500, "The model produced a "
+			    "non-finite output for this input");
+			return -1;
+		}
+		predict_pack(m, &out, res);
 		buf_putc(&s->out, '{');
 		model_render(m, &out, &s->out);
 		buf_putc(&s->out, '}');
 		s->out_end[i] = s->out.len;
+		if (m->cache != NULL) {
+			size_t from = i ? s->out_end[i - 1] : 0;
+
+			cache_put(m->cache, row, klen, s->out.data + from,
+			    s->out_end[i] - from, res, w);
+		}
 	}
+	if (m->cache != NULL)
+		c->res->x_cache = hits == n ? "hit" : hits == 0 ? "miss" :
+		    "partial";
+	metrics_predictions(m, n, hits);
+	if (c->env->audit != NULL)
+		predict_audit(c, m, n);
+	return 0;
+}
+
+void
+predict_result(const struct route_call *c, const struct model *m, size_t i,
+    struct prediction *out)
+{
+	predict_unpack(m, c->s->results + i * predict_result_width(m), out);
+}
+
+/* Answers in mlfcgi's own shape: the instance's object, or for a batch
+ * {"predictions": [...]}, with model, version and request_id. */
+static void
+predict_answer(struct route_call *c, const struct model *m, size_t n,
+    int batch)
+{
+	struct route_scratch *s = c->s;
+	struct buf *b = &c->res->body;
+	size_t i;
 
 	if (batch) {
-		buf_puts(&res->body, "{\"predictions\":[");
+		buf_puts(b, "{\"predictions\":[");
 		for (i = 0; i < n; i++) {
 			size_t from = i ? s->out_end[i - 1] : 0;
 
 			if (i > 0)
-				buf_putc(&res->body, ',');
-			buf_append(&res->body, s->out.data + from,
-			    s->out_end[i] - from);
+				buf_putc(b, ',');
+			buf_append(b, s->out.data + from, s->out_end[i] - from);
 		}
-		buf_puts(&res->body, "],");
+		buf_puts(b, "],");
 	} else {
-		buf_append(&res->body, s->out.data, s->out.len - 1);
-		buf_putc(&res->body, ',');
+		buf_append(b, s->out.data, s->out.len - 1);
+		buf_putc(b, ',');
 	}
-	buf_puts(&res->body, "\"model\":");
-	buf_json_str(&res->body, m->name);
-	buf_puts(&res->body, ",\"version\":");
-	buf_json_str(&res->body, m->version);
-	buf_puts(&res->body, ",\"request_id\":");
-	buf_json_str(&res->body, res->request_id);
-	buf_putc(&res->body, '}');
-	if (env->audit != NULL)
-		predict_audit(env, m, req, res, s, n);
+	buf_puts(b, "\"model\":");
+	buf_json_str(b, m->name);
+	buf_puts(b, ",\"version\":");
+	buf_json_str(b, m->version);
+	buf_puts(b, ",\"request_id\":");
+	buf_json_str(b, c->res->request_id);
+	buf_putc(b, '}');
 }
 
-/* Queues one audit row per instance, all with the request's id. */
-static void
-predict_audit(const struct route_env *env, const struct model *m,
-    const struct request *req, const struct response *res,
-    struct route_scratch *s, size_t n)
+void
+predict_audit(struct route_call *c, const struct model *m, size_t n)
 {
-	uint64_t start = req->start_ns ? req->start_ns : request_now_ns();
+	struct route_scratch *s = c->s;
+	uint64_t start = c->req->start_ns ? c->req->start_ns :
+	    request_now_ns();
 	struct audit_row ar;
 	size_t i;
 
 	ar.ts_ms = request_wall_ms();
 	ar.latency_us = (int64_t)((request_now_ns() - start) / 1000);
-	ar.cached = 0;
-	ar.request_id = res->request_id;
+	ar.request_id = c->res->request_id;
 	ar.model = m->name;
 	ar.version = m->version;
 	for (i = 0; i < n; i++) {
@@ -278,59 +369,75 @@ predict_audit(const struct route_env *env, const struct model *m,
 
 		buf_reset(&s->row_json);
 		model_render_row(m, s->row + i * m->schema.n, &s->row_json);
-		/* Each instance's output, NUL-terminated in place. */
+		/* Each instance's output, NUL-terminated apart. */
 		buf_reset(&s->tmp);
 		buf_append(&s->tmp, s->out.data + from, s->out_end[i] - from);
+		ar.cached = s->cached[i];
 		ar.input = s->row_json.data;
 		ar.output = s->tmp.data;
-		audit_enqueue(env->audit, &ar);
+		audit_enqueue(c->env->audit, &ar);
 	}
+}
+
+int
+predict_check_body(struct route_call *c, int json_only)
+{
+	char msg[96];
+	enum body_kind kind;
+
+	if (c->req->body_too_large) {
+		snprintf(msg, sizeof(msg), "Request body is larger than the "
+		    "limit of %zu bytes", c->env->max_body);
+		response_error(c->res, 413, msg);
+		return -1;
+	}
+	kind = predict_body_kind(c->req->content_type);
+	if (kind == BODY_BAD_TYPE || (json_only && kind == BODY_FORM)) {
+		response_error(c->res, 415, json_only ? "Unsupported media "
+		    "type: send application/json" : "Unsupported media type: "
+		    "send application/json or "
+		    "application/x-www-form-urlencoded");
+		return -1;
+	}
+	if (kind == BODY_BAD_CHARSET) {
+		response_error(c->res, 415, "Unsupported charset: send UTF-8");
+		return -1;
+	}
+	return kind == BODY_FORM;
+}
+
+void
+predict_unprocessable(struct route_call *c)
+{
+	c->res->status = 422;
+	verrs_render(&c->s->errs, &c->res->body);
+	metrics_validation(&c->s->errs);
 }
 
 void
 predict_handle(struct route_call *c)
 {
-	const struct route_env *env = c->env;
-	const struct request *req = c->req;
-	struct response *res = c->res;
 	struct route_scratch *s = c->s;
 	const struct model *m;
-	enum body_kind kind;
 	size_t nrows = 0;
-	char msg[96];
-	int rc, batch = 0;
+	int rc, batch = 0, form;
 
 	if ((m = route_model(c)) == NULL)
 		return;
-	if (req->body_too_large) {
-		snprintf(msg, sizeof(msg), "Request body is larger than the "
-		    "limit of %zu bytes", env->max_body);
-		response_error(res, 413, msg);
+	if ((form = predict_check_body(c, 0)) < 0)
 		return;
-	}
-	kind = predict_body_kind(req->content_type);
-	if (kind == BODY_BAD_TYPE) {
-		response_error(res, 415, "Unsupported media type: send "
-		    "application/json or application/x-www-form-urlencoded");
-		return;
-	}
-	if (kind == BODY_BAD_CHARSET) {
-		response_error(res, 415, "Unsupported charset: send UTF-8");
-		return;
-	}
-
 	input_free(&s->in);
 	verrs_reset(&s->errs);
-	rc = kind == BODY_JSON ?
-	    decode_json(req->body, req->body_len, &s->in, &s->errs) :
-	    decode_form(req->body, req->body_len, &s->in, &s->errs);
+	rc = !form ?
+	    decode_json(c->req->body, c->req->body_len, &s->in, &s->errs) :
+	    decode_form(c->req->body, c->req->body_len, &s->in, &s->errs);
 	if (rc == 0)
-		rc = predict_validate(env, m, &s->in, s, &nrows, &batch);
+		rc = predict_validate(c, m, &s->in, &nrows, &batch);
 	input_free(&s->in);
 	if (rc < 0) {
-		res->status = 422;
-		verrs_render(&s->errs, &res->body);
+		predict_unprocessable(c);
 		return;
 	}
-	predict_rows(env, m, req, res, s, nrows, batch);
+	if (predict_run(c, m, nrows) == 0)
+		predict_answer(c, m, nrows, batch);
 }

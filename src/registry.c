@@ -1,6 +1,7 @@
 /* registry: model snapshots, reference counted, swapped on reload (see
  * registry.h). */
 #define _GNU_SOURCE	/* strverscmp */
+#include "cache.h"
 #include "registry.h"
 #include "xalloc.h"
 
@@ -182,10 +183,11 @@ registry_free(struct registry *r)
 	free(r);
 }
 
-/* Loads (or reuses) the model of one file into e. */
+/* Loads (or reuses) the model of one file into e; a new model gets a
+ * cache of cache_size entries. */
 static void
 registry_load_entry(struct registry_entry *e, const char *path,
-    const struct registry_entry *prev)
+    const struct registry_entry *prev, size_t cache_size)
 {
 	struct model_err merr;
 	struct stat st;
@@ -214,6 +216,8 @@ registry_load_entry(struct registry_entry *e, const char *path,
 	e->size = st.st_size;
 	e->mtime = st.st_mtim;
 	e->model = model_load_file(path, &merr);
+	if (e->model != NULL && cache_size > 0)
+		e->model->cache = cache_new(cache_size);
 	if (e->model == NULL) {
 		e->error = xstrdup(merr.msg);
 		/* The old version keeps serving. */
@@ -272,7 +276,10 @@ registry_build(const struct registry_source *src, const struct registry *old,
 		struct registry_entry *e = &r->entries[r->n++];
 
 		registry_load_entry(e, ps.p[i], registry_old_entry(old,
-		    ps.p[i]));
+		    ps.p[i]), src->cache_size);
+		/* A reload empties the caches of the models it keeps. */
+		if (e->model != NULL && e->model->cache != NULL && old != NULL)
+			cache_clear(e->model->cache);
 		if (e->error == NULL)
 			continue;
 		if (old == NULL) {

@@ -33,6 +33,7 @@ struct registry_source {
 	size_t		  n_files;
 	const char	 *dir;		/* --model-dir, or NULL */
 	const char	 *default_model; /* "NAME" or "NAME:VERSION", or NULL */
+	size_t		  cache_size;	/* entries per model cache; 0: off */
 };
 
 /* One model file and what came of loading it. */

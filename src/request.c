@@ -19,6 +19,7 @@ response_reset(struct response *res)
 	res->status = 200;
 	res->content_type = "application/json";
 	res->allow = NULL;
+	res->x_cache = NULL;
 	res->request_id[0] = '\0';
 	buf_reset(&res->body);
 }

@@ -29,6 +29,7 @@ struct response {
 	int		 status;
 	const char	*content_type;	/* static string */
 	const char	*allow;		/* static string; set on 405 */
+	const char	*x_cache;	/* static "hit", "miss", "partial" */
 	char		 request_id[REQUEST_ID_MAX + 1];
 	struct buf	 body;
 };

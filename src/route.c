@@ -1,5 +1,6 @@
 /* route: the route table, path matching, and the small endpoints
  * (/health, /ready). */
+#include "metrics.h"
 #include "route.h"
 #include "xalloc.h"
 
@@ -25,6 +26,7 @@ static const struct route {
 	{ "/models/{}",				"GET",	"GET, HEAD", models_show },
 	{ "/health",				"GET",	"GET, HEAD", health_handle },
 	{ "/ready",				"GET",	"GET, HEAD", ready_handle },
+	{ "/metrics",				"GET",	"GET, HEAD", metrics_handle },
 	{ NULL, NULL, NULL, NULL }
 };
 
@@ -48,6 +50,8 @@ route_scratch_free(struct route_scratch *s)
 	verrs_free(&s->errs);
 	buf_free(&s->out);
 	free(s->out_end);
+	free(s->cached);
+	free(s->results);
 	buf_free(&s->row_json);
 	buf_free(&s->tmp);
 	free(s->row);
@@ -124,13 +128,13 @@ route_model(struct route_call *c)
 	if (c->n_params == 0) {
 		if (c->reg->dflt == NULL)
 			response_error(c->res, 503, "No model is loaded");
-		return c->reg->dflt;
+		return c->model = c->reg->dflt;
 	}
 	m = registry_find(c->reg, c->param[0].s, c->param[0].n,
 	    c->n_params > 1 ? c->param[1].s : NULL,
 	    c->n_params > 1 ? c->param[1].n : 0);
 	if (m != NULL)
-		return m;
+		return c->model = m;
 	if (c->n_params > 1 && registry_find(c->reg, c->param[0].s,
 	    c->param[0].n, NULL, 0) != NULL)
 		snprintf(msg, sizeof(msg), "Model '%.*s' has no version "
@@ -143,6 +147,13 @@ route_model(struct route_call *c)
 		    c->param[0].s);
 	response_error(c->res, 404, msg);
 	return NULL;
+}
+
+/* Seconds since the request arrived. */
+static double
+route_seconds(const struct request *req)
+{
+	return req->start_ns ? (request_now_ns() - req->start_ns) / 1e9 : 0;
 }
 
 void
@@ -175,9 +186,12 @@ route_handle(const struct route_env *env, const struct request *req,
 			response_error(res, 405, "Method Not Allowed");
 		} else
 			response_error(res, 404, "Not Found");
+		metrics_request(other ? other->pattern : "unmatched", NULL,
+		    res->status, route_seconds(req));
 		return;
 	}
 	c.reg = registry_acquire(env->models);
 	r->fn(&c);
+	metrics_request(r->pattern, c.model, res->status, route_seconds(req));
 	registry_release((struct registry *)c.reg);
 }

@@ -34,7 +34,10 @@ struct route_scratch {
 	struct verrs	 errs;
 	struct buf	 out;		/* the instances' output JSON objects */
 	size_t		*out_end;	/* where each one ends in out */
+	unsigned char	*cached;	/* per instance: from the cache */
 	size_t		 out_cap;
+	double		*results;	/* per instance: predict_result_width */
+	size_t		 results_cap;
 	struct buf	 row_json;	/* one instance's input JSON */
 	struct buf	 tmp;
 	double		*row;		/* rows, then model_scratch_size() */
@@ -48,6 +51,7 @@ struct route_call {
 	const struct request	*req;
 	struct response		*res;
 	struct route_scratch	*s;
+	const struct model	*model;		/* set by route_model() */
 	struct {
 		const char	*s;
 		size_t		 n;
@@ -66,6 +70,32 @@ void	route_handle(const struct route_env *env, const struct request *req,
 /* The model a call names: the default for no parameter, else by name and
  * optional version. Answers 404 and returns NULL if there is none. */
 const struct model *route_model(struct route_call *c);
+
+/* The prediction pipeline, for /predict and the other protocols' routes
+ * (each returns -1 after answering the error itself):
+ * predict_check_body: 413, and 415 unless the body is JSON (or, unless
+ *   json_only, a form); returns 1 for a form, 0 for JSON.
+ * predict_validate_items: validates a JSON array of instances (all arrays
+ *   in schema order, or all objects), at most max_batch, into the rows;
+ *   errors go to c->s->errs at loc.
+ * predict_rows_alloc: room for n rows (and the model's scratch), to fill
+ *   directly with validated values.
+ * predict_run: predicts n rows (through the model's cache), renders each
+ *   instance's canonical output, and queues the audit rows.
+ * predict_result: instance i's numbers after predict_run (proba and
+ *   scores point into scratch memory valid until the next request).
+ * predict_unprocessable: answers 422 with the collected errors. */
+int	predict_check_body(struct route_call *c, int json_only);
+int	predict_validate_items(struct route_call *c, const struct model *m,
+	    const cJSON *arr, const struct verr_loc *loc, size_t *n);
+double	*predict_rows_alloc(struct route_call *c, const struct model *m,
+	    size_t n);
+int	predict_run(struct route_call *c, const struct model *m, size_t n);
+size_t	predict_result_width(const struct model *m);
+void	predict_result(const struct route_call *c, const struct model *m,
+	    size_t i, struct prediction *out);
+void	predict_audit(struct route_call *c, const struct model *m, size_t n);
+void	predict_unprocessable(struct route_call *c);
 
 /* The handlers, one per endpoint. */
 void	predict_handle(struct route_call *c);

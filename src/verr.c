@@ -6,7 +6,7 @@
 void
 verrs_init(struct verrs *v)
 {
-	v->n = v->total = 0;
+	v->n = v->total = v->n_types = 0;
 	v->first_type = NULL;
 	buf_init(&v->out);
 }
@@ -14,7 +14,7 @@ verrs_init(struct verrs *v)
 void
 verrs_reset(struct verrs *v)
 {
-	v->n = v->total = 0;
+	v->n = v->total = v->n_types = 0;
 	v->first_type = NULL;
 	buf_reset(&v->out);
 }
@@ -37,6 +37,7 @@ verrs_add(struct verrs *v, const char *type, const struct verr_loc *loc,
 		v->first_type = type;
 	if (v->n >= VERR_MAX)
 		return;
+	v->types[v->n_types++] = type;
 	if (v->n++ > 0)
 		buf_putc(b, ',');
 	buf_puts(b, "{\"type\":");

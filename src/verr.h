@@ -21,6 +21,8 @@ struct verrs {
 	size_t		n;	/* errors rendered */
 	size_t		total;	/* errors seen */
 	const char	*first_type; /* static type string of the first error */
+	const char	*types[VERR_MAX]; /* the kept errors' static types */
+	size_t		 n_types;
 	struct buf	out;	/* the "detail" array's items, comma-separated */
 };
 
