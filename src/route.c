@@ -27,6 +27,25 @@ static const struct route {
 	{ "/health",				"GET",	"GET, HEAD", health_handle },
 	{ "/ready",				"GET",	"GET, HEAD", ready_handle },
 	{ "/metrics",				"GET",	"GET, HEAD", metrics_handle },
+	/* KServe Open Inference Protocol v2 */
+	{ "/v2/health/live",			"GET",	"GET, HEAD", kserve_live },
+	{ "/v2/health/ready",			"GET",	"GET, HEAD", kserve_server_ready },
+	{ "/v2",				"GET",	"GET, HEAD", kserve_server },
+	{ "/v2/models/{}",			"GET",	"GET, HEAD", kserve_metadata },
+	{ "/v2/models/{}/versions/{}",		"GET",	"GET, HEAD", kserve_metadata },
+	{ "/v2/models/{}/ready",		"GET",	"GET, HEAD", kserve_model_ready },
+	{ "/v2/models/{}/versions/{}/ready",	"GET",	"GET, HEAD", kserve_model_ready },
+	{ "/v2/models/{}/infer",		"POST",	"POST",	kserve_infer },
+	{ "/v2/models/{}/versions/{}/infer",	"POST",	"POST",	kserve_infer },
+	/* MLflow scoring server */
+	{ "/ping",				"GET",	"GET, HEAD", mlflow_ping },
+	{ "/version",				"GET",	"GET, HEAD", mlflow_version },
+	{ "/invocations",			"POST",	"POST",	mlflow_invocations },
+	/* TensorFlow Serving REST */
+	{ "/v1/models/{}",			"GET",	"GET, HEAD", tfs_status },
+	{ "/v1/models/{}/versions/{}",		"GET",	"GET, HEAD", tfs_status },
+	{ "/v1/models/{}:predict",		"POST",	"POST",	tfs_predict },
+	{ "/v1/models/{}/versions/{}:predict",	"POST",	"POST",	tfs_predict },
 	{ NULL, NULL, NULL, NULL }
 };
 
@@ -58,15 +77,17 @@ route_scratch_free(struct route_scratch *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* Matches path against pattern, filling c's parameters. Returns 1 on a
- * match. */
+/* Matches path against pattern, filling c's parameters. A "{}" ends at
+ * the next '/', or at the pattern's next character if that is another
+ * delimiter (TF Serving's "/v1/models/{}:predict"). Returns 1 on a match. */
 static int
 route_match(const char *pattern, const char *path, struct route_call *c)
 {
 	c->n_params = 0;
 	while (*pattern != '\0') {
 		if (strncmp(pattern, "{}", 2) == 0) {
-			size_t n = strcspn(path, "/");
+			char stop[3] = { '/', pattern[2], '\0' };
+			size_t n = strcspn(path, stop);
 
 			if (n == 0 || c->n_params == 2)
 				return 0;
@@ -120,14 +141,17 @@ ready_handle(struct route_call *c)
 }
 
 const struct model *
-route_model(struct route_call *c)
+route_find_model(struct route_call *c, int *status, char *why, size_t len)
 {
 	const struct model *m;
-	char msg[256];
+	int n0 = (int)(c->param[0].n > 64 ? 64 : c->param[0].n);
+	int n1 = (int)(c->param[1].n > 64 ? 64 : c->param[1].n);
 
 	if (c->n_params == 0) {
-		if (c->reg->dflt == NULL)
-			response_error(c->res, 503, "No model is loaded");
+		if (c->reg->dflt == NULL) {
+			*status = 503;
+			snprintf(why, len, "No model is loaded");
+		}
 		return c->model = c->reg->dflt;
 	}
 	m = registry_find(c->reg, c->param[0].s, c->param[0].n,
@@ -135,18 +159,27 @@ route_model(struct route_call *c)
 	    c->n_params > 1 ? c->param[1].n : 0);
 	if (m != NULL)
 		return c->model = m;
+	*status = 404;
 	if (c->n_params > 1 && registry_find(c->reg, c->param[0].s,
 	    c->param[0].n, NULL, 0) != NULL)
-		snprintf(msg, sizeof(msg), "Model '%.*s' has no version "
-		    "'%.*s'", (int)(c->param[0].n > 64 ? 64 : c->param[0].n),
-		    c->param[0].s, (int)(c->param[1].n > 64 ? 64 :
-		    c->param[1].n), c->param[1].s);
+		snprintf(why, len, "Model '%.*s' has no version '%.*s'", n0,
+		    c->param[0].s, n1, c->param[1].s);
 	else
-		snprintf(msg, sizeof(msg), "Model '%.*s' not found",
-		    (int)(c->param[0].n > 64 ? 64 : c->param[0].n),
+		snprintf(why, len, "Model '%.*s' not found", n0,
 		    c->param[0].s);
-	response_error(c->res, 404, msg);
 	return NULL;
+}
+
+const struct model *
+route_model(struct route_call *c)
+{
+	const struct model *m;
+	char why[256];
+	int status;
+
+	if ((m = route_find_model(c, &status, why, sizeof(why))) == NULL)
+		response_error(c->res, status, why);
+	return m;
 }
 
 /* Seconds since the request arrived. */

@@ -68,8 +68,12 @@ void	route_handle(const struct route_env *env, const struct request *req,
 	    struct response *res, struct route_scratch *s);
 
 /* The model a call names: the default for no parameter, else by name and
- * optional version. Answers 404 and returns NULL if there is none. */
+ * optional version. Answers 404 (503 with no model at all) and returns
+ * NULL if there is none. route_find_model() answers nothing: it gives the
+ * status and reason, for protocols with their own error shapes. */
 const struct model *route_model(struct route_call *c);
+const struct model *route_find_model(struct route_call *c, int *status,
+	    char *why, size_t len);
 
 /* The prediction pipeline, for /predict and the other protocols' routes
  * (each returns -1 after answering the error itself):
@@ -101,5 +105,16 @@ void	predict_unprocessable(struct route_call *c);
 void	predict_handle(struct route_call *c);
 void	models_list(struct route_call *c);
 void	models_show(struct route_call *c);
+void	kserve_live(struct route_call *c);
+void	kserve_server_ready(struct route_call *c);
+void	kserve_server(struct route_call *c);
+void	kserve_metadata(struct route_call *c);
+void	kserve_model_ready(struct route_call *c);
+void	kserve_infer(struct route_call *c);
+void	mlflow_ping(struct route_call *c);
+void	mlflow_version(struct route_call *c);
+void	mlflow_invocations(struct route_call *c);
+void	tfs_status(struct route_call *c);
+void	tfs_predict(struct route_call *c);
 
 #endif

@@ -103,3 +103,34 @@ verr_loc_index(const struct verr_loc *loc, long index)
 	}
 	return l;
 }
+
+void
+verrs_summary(const struct verrs *v, struct buf *b)
+{
+	cJSON *root, *item, *part;
+	struct buf t = BUF_INIT;
+	int k = 0;
+
+	verrs_render(v, &t);
+	root = cJSON_Parse(t.data);
+	buf_free(&t);
+	cJSON_ArrayForEach(item, cJSON_GetObjectItem(root, "detail")) {
+		const cJSON *msg = cJSON_GetObjectItem(item, "msg");
+
+		if (k++ > 0)
+			buf_puts(b, "; ");
+		cJSON_ArrayForEach(part, cJSON_GetObjectItem(item, "loc")) {
+			if (part != cJSON_GetObjectItem(item, "loc")->child)
+				buf_putc(b, '.');
+			if (cJSON_IsString(part))
+				buf_puts(b, part->valuestring);
+			else
+				buf_printf(b, "%d", part->valueint);
+		}
+		buf_printf(b, ": %s", cJSON_IsString(msg) ? msg->valuestring :
+		    "invalid");
+	}
+	if (v->total > v->n)
+		buf_printf(b, "; and %zu more", v->total - v->n);
+	cJSON_Delete(root);
+}

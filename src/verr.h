@@ -43,6 +43,9 @@ void	verrs_free(struct verrs *v);
  * null); ctx_json, if not NULL, is a JSON object's text written as "ctx". */
 void	verrs_add(struct verrs *v, const char *type, const struct verr_loc *loc,
 	    const char *msg, const struct value *input, const char *ctx_json);
+/* Writes the errors as one line of text: "body.sepal_width: Input should
+ * be greater than 0; ...", for protocols whose errors are a string. */
+void	verrs_summary(const struct verrs *v, struct buf *b);
 /* Writes {"detail":[...]} into b. */
 void	verrs_render(const struct verrs *v, struct buf *b);
 
