@@ -192,6 +192,7 @@ jscan_document(struct jscan *j)
 
 	for (;;) {
 		/* A value is expected here. */
+		rc = 0;
 		jscan_ws(j);
 		if (j->pos >= j->len)
 			return jscan_fail(j, "");

@@ -1,18 +1,48 @@
 /* describe: JSON descriptions of models and features (see describe.h). */
 #include "describe.h"
 
+#include <math.h>
 #include <string.h>
+
+/* Writes a category feature's "enum" (or, when unknown categories are
+ * accepted, its known categories as "examples"), and its default. */
+static void
+describe_categories(struct buf *b, const struct feature *f)
+{
+	size_t k;
+
+	buf_puts(b, f->unknown_ignore ? ",\"examples\":[" : ",\"enum\":[");
+	for (k = 0; k < f->n_categories; k++) {
+		if (k > 0)
+			buf_putc(b, ',');
+		buf_json_strn(b, f->categories[k], f->category_len[k]);
+	}
+	if (f->nullable && !f->unknown_ignore)
+		buf_puts(b, ",null");
+	buf_putc(b, ']');
+	if (!f->required) {
+		buf_puts(b, ",\"default\":");
+		if (isnan(f->dflt))
+			buf_puts(b, "null");
+		else
+			buf_json_strn(b, f->categories[(size_t)f->dflt],
+			    f->category_len[(size_t)f->dflt]);
+	}
+}
 
 void
 describe_feature(struct buf *b, const struct feature *f)
 {
-	const char *type = f->type == FEATURE_INTEGER ? "integer" : "number";
+	const char *type = f->type == FEATURE_INTEGER ? "integer" :
+	    f->type == FEATURE_CATEGORY ? "string" : "number";
 
 	buf_puts(b, "{\"type\":");
 	if (f->nullable)
 		buf_printf(b, "[\"%s\",\"null\"]", type);
 	else
 		buf_printf(b, "\"%s\"", type);
+	if (f->type == FEATURE_CATEGORY)
+		describe_categories(b, f);
 	if (f->has_min) {
 		buf_puts(b, f->min_exclusive ? ",\"exclusiveMinimum\":" :
 		    ",\"minimum\":");
@@ -23,7 +53,7 @@ describe_feature(struct buf *b, const struct feature *f)
 		    ",\"maximum\":");
 		buf_json_double(b, f->max);
 	}
-	if (!f->required) {
+	if (!f->required && f->type != FEATURE_CATEGORY) {
 		buf_puts(b, ",\"default\":");
 		buf_json_double(b, f->dflt);	/* NaN: null */
 	}

@@ -10,7 +10,9 @@
 
 /* Writes one feature as a JSON Schema object: {"type": "number",
  * "exclusiveMinimum": 0, "maximum": 10, "description": ...}; a nullable
- * feature's type is ["number", "null"]. */
+ * feature's type is ["number", "null"]. A category feature is {"type":
+ * "string", "enum": [...]} (null in the enum too when nullable), or, when
+ * it accepts unknown categories, {"type": "string", "examples": [...]}. */
 void	describe_feature(struct buf *b, const struct feature *f);
 /* Writes a model's request schema: {"type": "object", "properties": {...},
  * "required": [...], "additionalProperties": false}. */

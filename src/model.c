@@ -46,7 +46,8 @@ model_free(struct model *m)
 size_t
 model_scratch_size(const struct model *m)
 {
-	return m->n_inputs + m->prep.scratch + m->n_classes + m->n_scores;
+	return m->n_inputs + m->prep.scratch + m->n_classes + m->n_scores +
+	    m->est_scratch;
 }
 
 void
@@ -57,6 +58,7 @@ model_predict(const struct model *m, const double *row, double *scratch,
 
 	out->proba = x + m->n_inputs;
 	out->scores = out->proba + m->n_classes;
+	out->work = out->scores + m->n_scores + m->prep.scratch;
 	prep_apply(&m->prep, row, x, out->scores + m->n_scores);
 	out->value = 0;
 	out->class_index = 0;
@@ -79,36 +81,13 @@ model_output_finite(const struct model *m, const struct prediction *out)
 	return 0;
 }
 
-void
-model_render(const struct model *m, const struct prediction *out,
+/* "confidence" and "probabilities" keyed by class name. */
+static void
+model_render_proba(const struct model *m, const struct prediction *out,
     struct buf *b)
 {
 	size_t k;
 
-	buf_puts(b, "\"prediction\":");
-	if (m->task == MODEL_REGRESSION) {
-		buf_json_double(b, out->value);
-		return;
-	}
-	buf_puts(b, m->class_json[out->class_index]);
-	buf_puts(b, ",\"label\":");
-	buf_json_str(b, m->class_names[out->class_index]);
-	if (m->n_scores > 0) {
-		/* As scikit-learn's decision_function: a number for one
-		 * score, else an array. */
-		buf_puts(b, ",\"decision_function\":");
-		if (m->n_scores > 1)
-			buf_putc(b, '[');
-		for (k = 0; k < m->n_scores; k++) {
-			if (k > 0)
-				buf_putc(b, ',');
-			buf_json_double(b, out->scores[k]);
-		}
-		if (m->n_scores > 1)
-			buf_putc(b, ']');
-	}
-	if (!m->has_proba)
-		return;
 	buf_puts(b, ",\"confidence\":");
 	buf_json_double(b, out->proba[out->class_index]);
 	buf_puts(b, ",\"probabilities\":{");
@@ -122,6 +101,44 @@ model_render(const struct model *m, const struct prediction *out,
 	buf_putc(b, '}');
 }
 
+/* As scikit-learn's decision_function: a number for one score, else an
+ * array. */
+static void
+model_render_scores(const struct model *m, const struct prediction *out,
+    struct buf *b)
+{
+	size_t k;
+
+	buf_puts(b, ",\"decision_function\":");
+	if (m->n_scores > 1)
+		buf_putc(b, '[');
+	for (k = 0; k < m->n_scores; k++) {
+		if (k > 0)
+			buf_putc(b, ',');
+		buf_json_double(b, out->scores[k]);
+	}
+	if (m->n_scores > 1)
+		buf_putc(b, ']');
+}
+
+void
+model_render(const struct model *m, const struct prediction *out,
+    struct buf *b)
+{
+	buf_puts(b, "\"prediction\":");
+	if (m->task == MODEL_REGRESSION) {
+		buf_json_double(b, out->value);
+		return;
+	}
+	buf_puts(b, m->class_json[out->class_index]);
+	buf_puts(b, ",\"label\":");
+	buf_json_str(b, m->class_names[out->class_index]);
+	if (m->has_proba)
+		model_render_proba(m, out, b);
+	if (m->n_scores > 0)
+		model_render_scores(m, out, b);
+}
+
 void
 model_render_row(const struct model *m, const double *row, struct buf *b)
 {
@@ -129,12 +146,20 @@ model_render_row(const struct model *m, const double *row, struct buf *b)
 
 	buf_putc(b, '{');
 	for (i = 0; i < m->schema.n; i++) {
+		const struct feature *f = &m->schema.features[i];
+
 		if (i > 0)
 			buf_putc(b, ',');
-		buf_json_strn(b, m->schema.features[i].name,
-		    m->schema.features[i].name_len);
+		buf_json_strn(b, f->name, f->name_len);
 		buf_putc(b, ':');
-		buf_json_double(b, row[i]);
+		/* A category as its string; missing (NaN) as null. */
+		if (f->type != FEATURE_CATEGORY || isnan(row[i]))
+			buf_json_double(b, row[i]);
+		else if (row[i] == SCHEMA_UNKNOWN)
+			buf_puts(b, "{\"unknown\":true}");
+		else
+			buf_json_strn(b, f->categories[(size_t)row[i]],
+			    f->category_len[(size_t)row[i]]);
 	}
 	buf_putc(b, '}');
 }
@@ -195,6 +220,39 @@ model_json_doubles(const cJSON *arr, size_t n, double *out, const char *path,
 }
 
 int
+model_json_matrix(const cJSON *arr, size_t rows, size_t cols, double **out,
+    const char *path, struct model_err *err)
+{
+	const cJSON *row;
+	char at[160];
+	size_t r = 0;
+
+	*out = NULL;
+	if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != rows) {
+		model_errf(err, "%s: expected an array of %zu rows", path, rows);
+		return -1;
+	}
+	cJSON_ArrayForEach(row, arr) {
+		if (!cJSON_IsArray(row) ||
+		    (size_t)cJSON_GetArraySize(row) != cols) {
+			model_errf(err, "%s[%zu]: expected an array of %zu "
+			    "numbers", path, r, cols);
+			return -1;
+		}
+		r++;
+	}
+	*out = xcalloc(rows * cols + 1, sizeof(double));
+	r = 0;
+	cJSON_ArrayForEach(row, arr) {
+		snprintf(at, sizeof(at), "%s[%zu]", path, r);
+		if (model_json_doubles(row, cols, *out + r * cols, at, err) < 0)
+			return -1;
+		r++;
+	}
+	return 0;
+}
+
+int
 model_json_keys(const cJSON *obj, const char *const *keys, const char *path,
     struct model_err *err)
 {
@@ -216,4 +274,31 @@ model_json_keys(const cJSON *obj, const char *const *keys, const char *path,
 		}
 	}
 	return 0;
+}
+
+double
+model_sum(const double *a, size_t n)
+{
+	double r[8], res = 0;
+	size_t i, j, n2;
+
+	if (n < 8) {
+		for (i = 0; i < n; i++)
+			res += a[i];
+		return res;
+	}
+	if (n > 128) {
+		n2 = n / 2;
+		n2 -= n2 % 8;
+		return model_sum(a, n2) + model_sum(a + n2, n - n2);
+	}
+	for (j = 0; j < 8; j++)
+		r[j] = a[j];
+	for (i = 8; i < n - n % 8; i += 8)
+		for (j = 0; j < 8; j++)
+			r[j] += a[i + j];
+	res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+	for (; i < n; i++)
+		res += a[i];
+	return res;
 }

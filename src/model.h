@@ -40,6 +40,7 @@ struct prediction {
 	size_t	 class_index;	/* classification: index into classes */
 	double	*proba;		/* n_classes probabilities, if has_proba */
 	double	*scores;	/* n_scores decision values, if n_scores */
+	double	*work;		/* est_scratch doubles for the estimator */
 };
 
 struct model;
@@ -48,9 +49,10 @@ struct estimator_ops {
 	const char	*type;	/* the estimator's "type" in the model file */
 	/* Builds the estimator from its JSON object for model m (whose
 	 * task, n_inputs and n_classes are set; has_proba is 1 and n_scores
-	 * 0, and the loader changes them if its estimator differs). Returns
-	 * NULL and fills err (naming the field, e.g. "estimator.coef[1]") on
-	 * any problem. */
+	 * 0, and the loader changes them if its estimator differs; it sets
+	 * est_scratch to the doubles of per-row work memory predict() needs,
+	 * which predict() then finds at out->work). Returns NULL and fills
+	 * err (naming the field, e.g. "estimator.coef[1]") on any problem. */
 	void	*(*load)(const cJSON *json, struct model *m,
 		    struct model_err *err);
 	/* Predicts one preprocessed row of m->n_inputs values: sets value
@@ -77,6 +79,7 @@ struct model {
 	size_t			 n_classes;	/* 0 for regression */
 	int			 has_proba;	/* classifier gives probabilities */
 	size_t			 n_scores;	/* decision_function values, or 0 */
+	size_t			 est_scratch;	/* per-row work doubles, or 0 */
 	char			**class_json;	/* labels as JSON text: 0, "a" */
 	char			**class_names;
 	const struct estimator_ops *est_ops;
@@ -107,7 +110,9 @@ int	model_output_finite(const struct model *m, const struct prediction *out);
  * classifier, "prediction":.. for a regressor. */
 void	model_render(const struct model *m, const struct prediction *out,
 	    struct buf *b);
-/* Writes a validated row as a JSON object keyed by feature name. */
+/* Writes a validated row as a JSON object keyed by feature name: numbers,
+ * a category as its string ({"unknown":true} for an ignored unknown one),
+ * a missing value as null. */
 void	model_render_row(const struct model *m, const double *row,
 	    struct buf *b);
 /* Predicts test_input and checks the output is finite. Returns 0, or -1
@@ -121,11 +126,32 @@ void	model_errf(struct model_err *err, const char *fmt, ...)
 /* Reads exactly n finite numbers from a JSON array into out. */
 int	model_json_doubles(const cJSON *arr, size_t n, double *out,
 	    const char *path, struct model_err *err);
+/* Reads an array of exactly rows arrays of cols finite numbers into a new
+ * row-major array *out (rows * cols doubles, which the caller frees, on
+ * failure too). The shape is checked before anything is allocated. */
+int	model_json_matrix(const cJSON *arr, size_t rows, size_t cols,
+	    double **out, const char *path, struct model_err *err);
 /* Checks that obj has only the given keys (NULL-terminated list). */
 int	model_json_keys(const cJSON *obj, const char *const *keys,
 	    const char *path, struct model_err *err);
+/* Sums n values exactly as numpy.sum does (pairwise, eight-way unrolled),
+ * so that estimators reproduce scikit-learn's sums to the bit. */
+double	model_sum(const double *a, size_t n);
 
 extern const struct estimator_ops model_logistic_ops;
 extern const struct estimator_ops model_linear_ops;
+extern const struct estimator_ops model_linear_classifier_ops;
+extern const struct estimator_ops model_svc_ops;
+extern const struct estimator_ops model_svr_ops;
+extern const struct estimator_ops model_mlp_ops;
+extern const struct estimator_ops model_kneighbors_ops;
+extern const struct estimator_ops model_gaussian_nb_ops;
+extern const struct estimator_ops model_tree_ops;
+extern const struct estimator_ops model_xgboost_ops;
+/* Fills m (all of it) from XGBoost's own JSON model file root (the parsed
+ * Booster.save_model output); origin, the path, gives the model's name.
+ * Returns 0, or -1 with err naming the field (m is then to be freed). */
+int	model_xgboost_build(const cJSON *root, struct model *m,
+	    const char *origin, struct model_err *err);
 
 #endif

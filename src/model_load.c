@@ -20,6 +20,14 @@
 static const struct estimator_ops *const model_kinds[] = {
 	&model_logistic_ops,
 	&model_linear_ops,
+	&model_linear_classifier_ops,
+	&model_svc_ops,
+	&model_svr_ops,
+	&model_mlp_ops,
+	&model_kneighbors_ops,
+	&model_gaussian_nb_ops,
+	&model_tree_ops,
+	&model_xgboost_ops,
 	NULL
 };
 
@@ -29,7 +37,7 @@ static const char *const model_top_keys[] = { "format", "name", "version",
 
 static const char *const model_feature_keys[] = { "name", "type", "minimum",
 	"exclusiveMinimum", "maximum", "exclusiveMaximum", "required",
-	"default", "nullable", "description", NULL };
+	"default", "nullable", "description", "categories", "unknown", NULL };
 
 /* Returns 1 if s is 1..max characters from the given extra punctuation,
  * letters and digits. */
@@ -108,6 +116,81 @@ model_check_default(const struct feature *f)
 	return rc;
 }
 
+/* Reads a category feature's "categories" and "unknown" into f. A category
+ * has no bounds. */
+static int
+model_load_categories(const cJSON *fj, const char *path, struct feature *f,
+    struct model_err *err)
+{
+	static const char *const bounds[] = { "minimum", "exclusiveMinimum",
+		"maximum", "exclusiveMaximum", NULL };
+	const cJSON *cs = model_get(fj, "categories");
+	const cJSON *unk = model_get(fj, "unknown"), *c;
+	size_t k, dup;
+	char **cats;
+	int n;
+
+	for (k = 0; bounds[k] != NULL; k++)
+		if (model_get(fj, bounds[k]) != NULL) {
+			model_errf(err, "%s.%s: a category feature has no "
+			    "bounds", path, bounds[k]);
+			return -1;
+		}
+	if (!cJSON_IsArray(cs) || (n = cJSON_GetArraySize(cs)) < 1 ||
+	    n > SCHEMA_MAX_CATEGORIES) {
+		model_errf(err, "%s.categories: expected an array of 1 to %d "
+		    "strings", path, SCHEMA_MAX_CATEGORIES);
+		return -1;
+	}
+	k = 0;
+	cJSON_ArrayForEach(c, cs) {
+		if (!cJSON_IsString(c)) {
+			model_errf(err, "%s.categories[%zu]: expected a string",
+			    path, k);
+			return -1;
+		}
+		k++;
+	}
+	if (unk != NULL && (!cJSON_IsString(unk) ||
+	    (strcmp(unk->valuestring, "error") != 0 &&
+	    strcmp(unk->valuestring, "ignore") != 0))) {
+		model_errf(err, "%s.unknown: expected \"error\" or \"ignore\"",
+		    path);
+		return -1;
+	}
+	f->unknown_ignore = unk != NULL &&
+	    strcmp(unk->valuestring, "ignore") == 0;
+	cats = xcalloc((size_t)n, sizeof(char *));
+	k = 0;
+	cJSON_ArrayForEach(c, cs)
+		cats[k++] = xstrdup(c->valuestring);
+	if (schema_set_categories(f, cats, (size_t)n, &dup) < 0) {
+		model_errf(err, "%s.categories[%zu]: repeats an earlier "
+		    "category", path, dup);
+		return -1;
+	}
+	return 0;
+}
+
+/* Sets the default of an optional category feature: one of its
+ * categories. */
+static int
+model_category_default(const cJSON *dflt, const char *path,
+    struct feature *f, struct model_err *err)
+{
+	long k = cJSON_IsString(dflt) ? schema_category(f, dflt->valuestring,
+	    strlen(dflt->valuestring)) : -1;
+
+	if (k < 0) {
+		model_errf(err, "%s.default: an optional category feature "
+		    "needs one of its categories (or null, if nullable) as "
+		    "default", path);
+		return -1;
+	}
+	f->dflt = (double)k;
+	return 0;
+}
+
 static int
 model_load_feature(const cJSON *fj, size_t i, struct feature *f,
     struct model_err *err)
@@ -130,13 +213,23 @@ model_load_feature(const cJSON *fj, size_t i, struct feature *f,
 	}
 	type = model_get(fj, "type");
 	if (!cJSON_IsString(type) || (strcmp(type->valuestring, "number") &&
-	    strcmp(type->valuestring, "integer"))) {
-		model_errf(err, "%s.type: expected \"number\" or \"integer\"",
-		    path);
+	    strcmp(type->valuestring, "integer") &&
+	    strcmp(type->valuestring, "category"))) {
+		model_errf(err, "%s.type: expected \"number\", \"integer\" or "
+		    "\"category\"", path);
 		return -1;
 	}
 	f->type = strcmp(type->valuestring, "integer") == 0 ?
 	    FEATURE_INTEGER : FEATURE_NUMBER;
+	if (strcmp(type->valuestring, "category") == 0) {
+		if (model_load_categories(fj, path, f, err) < 0)
+			return -1;
+	} else if (model_get(fj, "categories") != NULL ||
+	    model_get(fj, "unknown") != NULL) {
+		model_errf(err, "%s.%s: only a category feature has one", path,
+		    model_get(fj, "categories") ? "categories" : "unknown");
+		return -1;
+	}
 	if (model_load_bound(fj, "minimum", path, &f->has_min, &f->min,
 	    err) < 0 ||
 	    model_load_bound(fj, "exclusiveMaximum", path, &f->has_max,
@@ -195,7 +288,10 @@ model_load_feature(const cJSON *fj, size_t i, struct feature *f,
 	dflt = model_get(fj, "default");
 	if (!f->required && f->nullable && cJSON_IsNull(dflt))
 		f->dflt = NAN;
-	else if (!f->required) {
+	else if (!f->required && f->type == FEATURE_CATEGORY) {
+		if (model_category_default(dflt, path, f, err) < 0)
+			return -1;
+	} else if (!f->required) {
 		if (!cJSON_IsNumber(dflt) || !isfinite(dflt->valuedouble)) {
 			model_errf(err, "%s.default: an optional feature needs "
 			    "a finite number (or null, if nullable) as default",
@@ -366,6 +462,7 @@ model_load_estimator(const cJSON *root, struct model *m,
 	}
 	m->has_proba = m->task == MODEL_CLASSIFICATION;
 	m->n_scores = 0;
+	m->est_scratch = 0;
 	m->est = model_kinds[k]->load(ej, m, err);
 	if (m->est == NULL)
 		return -1;
@@ -507,7 +604,11 @@ model_load_text(const char *text, size_t len, const char *origin,
 		return NULL;
 	}
 	m = xcalloc(1, sizeof(*m));
-	if (model_load_header(root, m, err) < 0 ||
+	/* XGBoost's own JSON model file (a "learner" key): model_xgboost.c
+	 * fills the whole model; otherwise our format, part by part. */
+	if (cJSON_IsObject(root) && model_get(root, "learner") != NULL ?
+	    model_xgboost_build(root, m, origin, err) < 0 :
+	    model_load_header(root, m, err) < 0 ||
 	    model_load_features(root, m, err) < 0 ||
 	    model_load_classes(root, m, err) < 0 ||
 	    model_load_steps(root, m, err) < 0 ||

@@ -46,6 +46,7 @@ static const struct route {
 	{ "/v1/models/{}/versions/{}",		"GET",	"GET, HEAD", tfs_status },
 	{ "/v1/models/{}:predict",		"POST",	"POST",	tfs_predict },
 	{ "/v1/models/{}/versions/{}:predict",	"POST",	"POST",	tfs_predict },
+	{ "/openapi.json",			"GET",	"GET, HEAD", openapi_handle },
 	{ NULL, NULL, NULL, NULL }
 };
 

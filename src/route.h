@@ -116,5 +116,6 @@ void	mlflow_version(struct route_call *c);
 void	mlflow_invocations(struct route_call *c);
 void	tfs_status(struct route_call *c);
 void	tfs_predict(struct route_call *c);
+void	openapi_handle(struct route_call *c);
 
 #endif

@@ -10,6 +10,8 @@
 
 #define SCHEMA_POSITIONAL_KEY "features"
 #define SCHEMA_INT_LIMIT 9007199254740992.0	/* 2^53 */
+/* Longest list of categories an "enum" error spells out, in bytes. */
+#define SCHEMA_ENUM_TEXT_MAX 1024
 
 static uint32_t
 schema_hash(const char *s, size_t n)
@@ -54,8 +56,17 @@ schema_free(struct schema *s)
 	size_t i;
 
 	for (i = 0; i < s->n; i++) {
-		free(s->features[i].name);
-		free(s->features[i].description);
+		struct feature *f = &s->features[i];
+		size_t k;
+
+		free(f->name);
+		free(f->description);
+		for (k = 0; f->categories != NULL && k < f->n_categories; k++)
+			free(f->categories[k]);
+		free(f->categories);
+		free(f->category_len);
+		free(f->category_order);
+		free(f->enum_expected);
 	}
 	free(s->features);
 	free(s->slots);
@@ -77,6 +88,172 @@ schema_lookup(const struct schema *s, const char *name, size_t len)
 			return (long)s->slots[h] - 1;
 		h = (h + 1) & (s->nslots - 1);
 	}
+	return -1;
+}
+
+/* Compares a[0..alen) with b[0..blen) bytewise, shorter first on a tie. */
+static int
+schema_bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+struct schema_cat {
+	const char	*s;
+	size_t		 len;
+	uint32_t	 index;
+};
+
+static int
+schema_cat_cmp(const void *a, const void *b)
+{
+	const struct schema_cat *x = a, *y = b;
+
+	return schema_bytes_cmp(x->s, x->len, y->s, y->len);
+}
+
+/* Writes s[0..n) as Python's repr() writes a str: single quotes unless s
+ * holds a ' and no ", backslash escapes for the quote, backslash and
+ * control characters (C0, DEL and C1). */
+static void
+schema_repr(struct buf *b, const char *s, size_t n)
+{
+	char q = memchr(s, '\'', n) != NULL && memchr(s, '"', n) == NULL ?
+	    '"' : '\'';
+	size_t i;
+
+	buf_putc(b, q);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == (unsigned char)q || c == '\\') {
+			buf_putc(b, '\\');
+			buf_putc(b, (char)c);
+		} else if (c == '\n')
+			buf_puts(b, "\\n");
+		else if (c == '\r')
+			buf_puts(b, "\\r");
+		else if (c == '\t')
+			buf_puts(b, "\\t");
+		else if (c < 0x20 || c == 0x7f)
+			buf_printf(b, "\\x%02x", c);
+		else if (c == 0xc2 && i + 1 < n &&
+		    (unsigned char)s[i + 1] >= 0x80 &&
+		    (unsigned char)s[i + 1] <= 0x9f)
+			buf_printf(b, "\\x%02x", (unsigned char)s[++i]);
+		else
+			buf_putc(b, (char)c);
+	}
+	buf_putc(b, q);
+}
+
+/* Builds f->enum_expected: "'a'", "'a' or 'b'", "'a', 'b' or 'c'". */
+static void
+schema_enum_text(struct feature *f)
+{
+	struct buf b = BUF_INIT, item = BUF_INIT;
+	size_t k, n = f->n_categories;
+
+	for (k = 0; k < n; k++) {
+		buf_reset(&item);
+		schema_repr(&item, f->categories[k], f->category_len[k]);
+		if (k > 0 && b.len + item.len > SCHEMA_ENUM_TEXT_MAX) {
+			buf_printf(&b, ", ... (%zu more)", n - k);
+			break;
+		}
+		if (k > 0)
+			buf_puts(&b, k + 1 == n ? " or " : ", ");
+		buf_append(&b, item.data, item.len);
+	}
+	buf_free(&item);
+	f->enum_expected = buf_steal(&b);
+}
+
+int
+schema_set_categories(struct feature *f, char **cats, size_t n, size_t *dup)
+{
+	struct schema_cat *sorted;
+	size_t k;
+	int rc = 0;
+
+	f->type = FEATURE_CATEGORY;
+	f->categories = cats;
+	f->n_categories = n;
+	f->category_len = xcalloc(n, sizeof(size_t));
+	f->category_order = xcalloc(n, sizeof(uint32_t));
+	sorted = xcalloc(n, sizeof(*sorted));
+	for (k = 0; k < n; k++) {
+		f->category_len[k] = strlen(cats[k]);
+		sorted[k].s = cats[k];
+		sorted[k].len = f->category_len[k];
+		sorted[k].index = (uint32_t)k;
+	}
+	qsort(sorted, n, sizeof(*sorted), schema_cat_cmp);
+	for (k = 0; k < n; k++) {
+		f->category_order[k] = sorted[k].index;
+		if (k > 0 && rc == 0 && schema_cat_cmp(&sorted[k - 1],
+		    &sorted[k]) == 0) {
+			*dup = sorted[k].index > sorted[k - 1].index ?
+			    sorted[k].index : sorted[k - 1].index;
+			rc = -1;
+		}
+	}
+	free(sorted);
+	schema_enum_text(f);
+	return rc;
+}
+
+long
+schema_category(const struct feature *f, const char *s, size_t len)
+{
+	size_t lo = 0, hi = f->n_categories;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t k = f->category_order[mid];
+		int c = schema_bytes_cmp(s, len, f->categories[k],
+		    f->category_len[k]);
+
+		if (c == 0)
+			return (long)k;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+/* Checks a category feature's value: a string (JSON) or text (form) from
+ * its list. */
+static int
+schema_check_category(const struct feature *f, const struct value *val,
+    const struct verr_loc *loc, double *out, struct verrs *v)
+{
+	struct buf msg = BUF_INIT, ctx = BUF_INIT;
+	long k;
+
+	if (val->kind != VALUE_STRING && val->kind != VALUE_TEXT) {
+		verrs_add(v, "string_type", loc,
+		    "Input should be a valid string", val, NULL);
+		return -1;
+	}
+	k = schema_category(f, val->str, val->len);
+	if (k >= 0 || f->unknown_ignore) {
+		*out = k >= 0 ? (double)k : SCHEMA_UNKNOWN;
+		return 0;
+	}
+	buf_printf(&msg, "Input should be %s", f->enum_expected);
+	buf_puts(&ctx, "{\"expected\":");
+	buf_json_str(&ctx, f->enum_expected);
+	buf_putc(&ctx, '}');
+	verrs_add(v, "enum", loc, msg.data, val, ctx.data);
+	buf_free(&msg);
+	buf_free(&ctx);
 	return -1;
 }
 
@@ -197,6 +374,8 @@ schema_check_value(const struct feature *f, const struct value *val,
 		*out = NAN;
 		return 0;
 	}
+	if (f->type == FEATURE_CATEGORY)
+		return schema_check_category(f, val, loc, out, v);
 	if (schema_to_double(f, val, loc, &x, v) < 0)
 		return -1;
 	if (f->type == FEATURE_INTEGER && (x != floor(x) ||

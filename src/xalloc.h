@@ -13,6 +13,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* Copies exactly n bytes of s (which must hold that many) and adds a NUL:
+ * unlike strndup(), it does not stop at a NUL in s. */
 char *xstrndup(const char *s, size_t n);
 
 #endif

@@ -10,9 +10,7 @@ import sys
 
 import numpy as np
 import sklearn
-from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 FORMAT = "mlfcgi-model/1"
 PROG = "mlfcgi-export"
@@ -25,9 +23,6 @@ FEATURE_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}\Z")
 LOWER_KEYS = ("minimum", "exclusiveMinimum")
 UPPER_KEYS = ("maximum", "exclusiveMaximum")
 SPEC_KEYS = LOWER_KEYS + UPPER_KEYS + ("description",)
-
-# Estimators whose predict() is exactly X @ coef_ + intercept_.
-LINEAR_REGRESSORS = (LinearRegression, Ridge, Lasso)
 
 
 class ExportError(Exception):
@@ -106,91 +101,21 @@ def _class_labels(est):
     return labels
 
 
-def _sklearn_uses_ovr(est):
-    """Tell whether predict_proba is one-vs-rest (logistic + normalise) or softmax.
-
-    Mirrors LogisticRegression.predict_proba of scikit-learn 1.2.
-    """
-    if est.multi_class in ("ovr", "warn"):
-        return True
-    if est.multi_class == "auto":
-        return len(est.classes_) <= 2 or est.solver in ("liblinear", "newton-cholesky")
-    return False
-
-
-def _logistic(est):
-    """Convert a LogisticRegression to (estimator dict, class labels, notes)."""
-    _check_fitted(est, "coef_")
-    classes = _class_labels(est)
-    coef = _matrix(est.coef_, "coef_")
-    intercept = _vector(est.intercept_, "intercept_")
-    ovr = _sklearn_uses_ovr(est)
-    notes = {}
-    if len(classes) == 2 and not ovr:
-        # scikit-learn scores a binary multinomial model as softmax([-s, s]),
-        # i.e. 1/(1+exp(-2s)); the format's binary rule is 1/(1+exp(-s)).
-        # Doubling is exact in binary floating point.
-        coef = [[2.0 * x for x in row] for row in coef]
-        intercept = [2.0 * x for x in intercept]
-        notes["note"] = ("binary multi_class=multinomial model: coef and intercept are twice "
-                         "scikit-learn's, so that 1/(1+exp(-s)) equals its softmax([-s, s])")
-        ovr = True
-    expected_rows = 1 if len(classes) == 2 else len(classes)
-    if len(coef) != expected_rows or len(intercept) != expected_rows:
-        raise ExportError(f"{_describe(est)}(coef_={len(coef)} rows): expected {expected_rows} "
-                          f"for {len(classes)} classes")
-    estimator = {
-        "type": "logistic_regression",
-        "multi_class": "ovr" if ovr else "multinomial",
-        "coef": coef,
-        "intercept": intercept,
-    }
-    return estimator, classes, notes
-
-
-def _linear(est):
-    """Convert a single-output linear regressor to (estimator dict, None, notes)."""
-    _check_fitted(est, "coef_")
-    coef = _dense(est.coef_)
-    if coef.ndim == 2 and coef.shape[0] != 1:
-        raise ExportError(f"{_describe(est)}(n_targets={coef.shape[0]}): only single-output "
-                          f"regression is supported")
-    intercept = _vector(np.atleast_1d(est.intercept_), "intercept_")
-    if len(intercept) != 1:
-        raise ExportError(f"{_describe(est)}(intercept_ of {len(intercept)} values): only "
-                          f"single-output regression is supported")
-    estimator = {
-        "type": "linear_regression",
-        "coef": _vector(coef, "coef_"),
-        "intercept": intercept[0],
-    }
-    return estimator, None, {}
-
-
 # Estimator families in modules of their own (tools/mlfcgi_export_<family>.py),
 # each defining CONVERTERS = {EstimatorClass: convert}. convert(est) returns
 # (estimator dict, class labels or None for a regressor, metadata notes,
-# number of inputs the estimator takes).
-FAMILY_MODULES = ()
+# number of inputs the estimator takes). A true notes["_nullable"] says the
+# estimator handles NaN: features whose missing value reaches it become nullable
+# (see mlfcgi_export_prep.py); it is not written out.
+FAMILY_MODULES = ("mlfcgi_export_xgboost", "mlfcgi_export_trees", "mlfcgi_export_others")
 
 
 def _converters():
     """Map each supported estimator class to its converter."""
-    table = {LogisticRegression: _with_width(_logistic)}
-    for cls in LINEAR_REGRESSORS:
-        table[cls] = _with_width(_linear)
+    table = {}
     for modname in FAMILY_MODULES:
         table.update(importlib.import_module(modname).CONVERTERS)
     return table
-
-
-def _with_width(convert):
-    """Adapt a linear converter: its width is the length of a coef row."""
-    def wrapped(est):
-        est_dict, classes, notes = convert(est)
-        coef = est_dict["coef"]
-        return est_dict, classes, notes, len(coef[0] if classes else coef)
-    return wrapped
 
 
 def _convert_final(est):
@@ -201,42 +126,28 @@ def _convert_final(est):
     return convert(est)
 
 
-def _scaler(step):
-    """Convert a fitted StandardScaler to a standard_scaler preprocessing step."""
-    _check_fitted(step, "n_features_in_")
-    n = step.n_features_in_
-    mean = _vector(step.mean_, "StandardScaler.mean_") if step.with_mean else [0.0] * n
-    scale = _vector(step.scale_, "StandardScaler.scale_") if step.with_std else [1.0] * n
-    if any(s == 0.0 for s in scale):
-        raise ExportError("StandardScaler(scale_=...): a scale of 0 cannot be exported")
-    return {"type": "standard_scaler", "mean": mean, "scale": scale}
+def _final_estimator(est):
+    """Return the estimator at the end of a Pipeline (or est itself)."""
+    while type(est) is Pipeline:
+        est = est.steps[-1][1]
+        if est is None or (isinstance(est, str) and est == "passthrough"):
+            raise ExportError("Pipeline(steps=...): the last step must be an estimator")
+    return est
 
 
-def _unpipe(est):
-    """Split an estimator into (preprocessing steps, final estimator, training mean or None)."""
-    if type(est) is not Pipeline:
-        return [], est, None
-    steps, mean = [], None
-    for name, step in est.steps[:-1]:
-        if step is None or step == "passthrough":
-            continue
-        if type(step) is not StandardScaler:
-            raise ExportError(f"Pipeline(steps={name!r}): unsupported preprocessing step "
-                              f"{_describe(step)}; only StandardScaler is supported")
-        steps.append(_scaler(step))
-        if len(steps) == 1 and getattr(step, "mean_", None) is not None:
-            mean = _dense(step.mean_)  # the first scaler saw the raw training data
-    final = est.steps[-1][1]
-    if final is None or final == "passthrough":
-        raise ExportError("Pipeline(steps=...): the last step must be an estimator")
-    return steps, final, mean
+def _unpipe(est, n_inputs, nan_ok=False):
+    """Convert est's preprocessing (see mlfcgi_export_prep.py) for a final estimator of
+    n_inputs values; nan_ok: that estimator handles a missing value (NaN) itself.
 
-
-def _pipeline_text(steps, final):
-    """Return a short description like Pipeline(StandardScaler, LogisticRegression)."""
-    if not steps:
-        return _describe(final)
-    return "Pipeline(" + ", ".join(["StandardScaler"] * len(steps) + [_describe(final)]) + ")"
+    Returns a Prep: steps, final, columns (what each raw input column is), width, text.
+    """
+    import mlfcgi_export_prep as prep  # it imports this module's helpers
+    n_features = prep.input_width(est) if type(est) is Pipeline else None
+    result = prep.convert_pipeline(est, n_features or n_inputs, nan_ok)
+    if result.width != n_inputs:
+        raise ExportError(f"the preprocessing gives {result.width} values per row, "
+                          f"{_describe(result.final)} takes {n_inputs}")
+    return result
 
 
 # ---------------------------------------------------------------- features
@@ -298,17 +209,22 @@ def _upper(spec):
     return spec.get("maximum"), False
 
 
-def _features(names, specs):
-    """Build the features array from names and {name: {bound/description keys}}."""
+def _features(names, specs, kinds=None):
+    """Build the features array from names, {name: {bound/description keys}} and, per
+    feature, the keys the preprocessing decided (type "category", categories, unknown,
+    nullable)."""
     specs = dict(specs or {})
     unknown = sorted(set(specs) - set(names))
     if unknown:
         raise ExportError(f"bounds given for unknown feature {unknown[0]!r}")
     features = []
-    for name in names:
+    for i, name in enumerate(names):
         spec = specs.get(name, {})
         _check_spec(name, spec)
         feature = {"name": name, "type": "number"}
+        feature.update(kinds[i] if kinds else {})
+        if feature["type"] == "category" and any(k in spec for k in LOWER_KEYS + UPPER_KEYS):
+            raise ExportError(f"feature {name}: a category feature (strings) has no bounds")
         feature.update((k, spec[k]) for k in SPEC_KEYS if k in spec)
         features.append(feature)
     return features
@@ -337,11 +253,15 @@ def _default_value(feature):
 
 
 def _test_input(features, training_mean):
-    """Return a row for /ready: the training mean where valid, else a value within bounds."""
+    """Return a row for /ready: the training mean where valid (None: unknown), else a value
+    within bounds; a category feature's first category."""
     row = []
     for i, feature in enumerate(features):
-        if training_mean is not None and _inside(float(training_mean[i]), feature):
-            row.append(_finite(training_mean[i], f"training mean[{i}]"))
+        typical = None if training_mean is None else training_mean[i]
+        if feature["type"] == "category":
+            row.append(feature["categories"][0])
+        elif typical is not None and _inside(float(typical), feature):
+            row.append(_finite(typical, f"training mean[{i}]"))
         else:
             row.append(_default_value(feature))
     return row
@@ -375,23 +295,22 @@ def export_model(estimator, name, version, feature_names=None, class_names=None,
 
     feature_specs maps a feature name to extra keys for it: minimum,
     exclusiveMinimum, maximum, exclusiveMaximum, description.  training_mean,
-    if given (or found in a leading StandardScaler), becomes test_input.
-    Raises ExportError for anything the format cannot represent.
+    if given (else the mean or median a scaler or imputer learnt), becomes
+    test_input.  Raises ExportError for anything the format cannot represent.
     """
     _check_identifiers(name, version)
-    steps, final, scaler_mean = _unpipe(estimator)
-    est_dict, classes, notes, n_features = _convert_final(final)
+    final = _final_estimator(estimator)
+    est_dict, classes, notes, n_inputs = _convert_final(final)
+    # A true notes["_nullable"]: the estimator routes a missing value (NaN) itself.
+    prep = _unpipe(estimator, n_inputs, nan_ok=bool(notes.pop("_nullable", False)))
+    n_features = len(prep.columns)
     if n_features < 1 or n_features > MAX_FEATURES:
-        raise ExportError(f"{_describe(final)}: {n_features} features; the format allows "
+        raise ExportError(f"{prep.text}: {n_features} features; the format allows "
                           f"1-{MAX_FEATURES}")
-    for step in steps:
-        if len(step["mean"]) != n_features:
-            raise ExportError(f"StandardScaler has {len(step['mean'])} features, "
-                              f"{_describe(final)} has {n_features}")
     names = _feature_names(estimator, n_features, feature_names)
-    features = _features(names, feature_specs)
-    mean = training_mean if training_mean is not None else scaler_mean
-    if mean is not None and len(mean) != n_features:
+    features = _features(names, feature_specs, [prep.feature_keys(i) for i in range(n_features)])
+    mean = training_mean if training_mean is not None else [c.typical for c in prep.columns]
+    if len(mean) != n_features:
         raise ExportError(f"training mean has {len(mean)} values for {n_features} features")
 
     model = {"format": FORMAT, "name": name, "version": version,
@@ -405,13 +324,13 @@ def export_model(estimator, name, version, feature_names=None, class_names=None,
             model["class_names"] = _check_class_names(class_names, classes)
     elif class_names is not None:
         _check_class_names(class_names, None)
-    if steps:
-        model["preprocessing"] = steps
+    if prep.steps:
+        model["preprocessing"] = prep.steps
     model["estimator"] = est_dict
     model["test_input"] = _test_input(features, mean)
     model["metadata"] = {"trained_with": f"scikit-learn {sklearn.__version__}",
                          "exported_by": PROG,
-                         "source": _pipeline_text(steps, final), **notes, **(metadata or {})}
+                         "source": prep.text, **notes, **(metadata or {})}
     return model
 
 
@@ -498,9 +417,11 @@ def _argument_parser():
         prog=PROG,
         description="Convert a fitted scikit-learn estimator (saved with joblib or pickle) "
                     "into an mlfcgi model file (format mlfcgi-model/1). Supported: "
-                    "LogisticRegression, LinearRegression, Ridge, Lasso, optionally in a "
-                    "Pipeline after StandardScaler steps. Loading runs pickle: only export "
-                    "files you trust.")
+                    "LogisticRegression, LinearRegression, Ridge, Lasso and the estimator "
+                    "families of models/FORMAT.md, optionally at the end of a Pipeline of "
+                    "StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, "
+                    "SimpleImputer, OneHotEncoder and ColumnTransformer steps. Loading "
+                    "runs pickle: only export files you trust.")
     p.add_argument("estimator", metavar="MODEL.joblib", help="the fitted estimator file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.json",
                    help="the model file to write ('-' for standard output)")

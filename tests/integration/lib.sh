@@ -213,12 +213,17 @@ descendant_pids() {
     done
 }
 
-# pids_running_exe EXE PID...: those PIDs whose executable is EXE.
+# pids_running_exe EXE PID...: those PIDs whose executable is EXE, or that
+# EXE started as a wrapper exporting MLFCGI_WRAPPER=EXE (tools/test-valgrind).
 pids_running_exe() {
     local exe=$1 p real; shift
     real=$(readlink -f "$exe")
     for p in "$@"; do
-        [ "$(readlink -f "/proc/$p/exe" 2>/dev/null)" = "$real" ] && echo "$p"
+        if [ "$(readlink -f "/proc/$p/exe" 2>/dev/null)" = "$real" ] ||
+           tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null |
+               grep -qxF "MLFCGI_WRAPPER=$real"; then
+            echo "$p"
+        fi
     done
     return 0
 }
@@ -503,4 +508,158 @@ check_audit() {
         "$d: latency_us is a non-negative integer"
     is "$(sqlite_q "$db" "SELECT count(DISTINCT request_id) = count(*) FROM predictions WHERE request_id IS NOT NULL AND request_id <> '';")" 1 \
         "$d: request_ids are distinct"
+}
+
+# ---------------------------------------------------------------------------
+# Deployments (tests/integration/deploy_*.sh)
+
+# start_apache_setsid CONF LOG PORT [ARGS...]: start_apache, but Apache gets
+# its own session. Needed for the prefork MPM, which on stop sends SIGTERM to
+# its whole process group (that is, to this script when not detached).
+start_apache_setsid() {
+    local conf=$1 log=$2 port=$3; shift 3
+    # Not a process-group leader here, so setsid execs apache2: $! is Apache.
+    setsid apache2 -f "$conf" -DFOREGROUND "$@" >>"$log" 2>&1 </dev/null &
+    SERVER_PID=$!
+    track_pid "$SERVER_PID"
+    track_log "$log"
+    wait_listening "$port" "$SERVER_PID" 15
+}
+
+# start_nginx CONF LOG PORT: nginx -c CONF in the foreground; waits (10 s).
+start_nginx() {
+    local conf=$1 log=$2 port=$3
+    nginx -c "$conf" -g 'daemon off;' >>"$log" 2>&1 </dev/null &
+    SERVER_PID=$!
+    track_pid "$SERVER_PID"
+    track_log "$log"
+    wait_listening "$port" "$SERVER_PID" 10
+}
+
+# render_conf TEMPLATE OUT VAR...: TEMPLATE with ${VAR} replaced by the
+# value of each named variable (only those: nginx's own $vars stay).
+render_conf() {
+    local in=$1 out=$2 v list=""; shift 2
+    for v in "$@"; do list="$list \$$v"; done
+    envsubst "$list" <"$in" >"$out"
+}
+
+# start_listener ADDR LOG [MLFCGI ARGS...]: `mlfcgi --listen ADDR` in the
+# background, as LISTENER_USER when set (else as this script's user); sets
+# LISTENER_PID (tracked) and waits until it listens (10 s): a TCP port
+# accepts, or a Unix socket file exists.
+LISTENER_PID=""
+LISTENER_USER=""
+start_listener() {
+    local addr=$1 log=$2 deadline; shift 2
+    local pre=()
+    [ -n "$LISTENER_USER" ] &&
+        pre=(setpriv --reuid="$LISTENER_USER" --regid="$LISTENER_USER" --clear-groups)
+    "${pre[@]}" "$MLFCGI_BIN" --listen "$addr" "$@" >>"$log" 2>&1 </dev/null &
+    LISTENER_PID=$!
+    track_pid "$LISTENER_PID"
+    track_log "$log"
+    case $addr in
+    */*)
+        deadline=$((SECONDS + 10))
+        while [ $SECONDS -lt $deadline ]; do
+            pid_alive "$LISTENER_PID" || return 1
+            [ -S "$addr" ] && return 0
+            sleep 0.05
+        done
+        return 1 ;;
+    *)  wait_listening "${addr##*:}" "$LISTENER_PID" 10 ;;
+    esac
+}
+
+# load_config FILE URL N PREFIX [BODY]: a curl config of N JSON POSTs of BODY
+# (default: the setosa features) to URL, the i-th with X-Request-Id PREFIX-i.
+# Each transfer writes the line "STATUS PREFIX-i CURL_EXIT_CODE" (STATUS 000:
+# no answer; then the exit code says why: 7 refused, 52 empty reply, ...).
+load_config() {
+    local file=$1 url=$2 n=$3 prefix=$4 body=${5:-"{\"features\":$IRIS_SETOSA}"}
+    awk -v url="$url" -v n="$n" -v p="$prefix" -v body="$body" 'BEGIN {
+        gsub(/\\/, "\\\\", body); gsub(/"/, "\\\"", body)
+        for (i = 1; i <= n; i++)
+            printf "url = \"%s\"\nheader = \"Content-Type: application/json\"\n" \
+                   "header = \"X-Request-Id: %s-%d\"\ndata-binary = \"%s\"\n" \
+                   "output = \"/dev/null\"\nmax-time = 30\n" \
+                   "write-out = \"%%{http_code} %s-%d %%{exitcode}\\n\"\n%s", \
+                   url, p, i, body, p, i, (i < n ? "next\n" : "")
+    }' >"$file"
+}
+
+# start_load CONFIG OUT PARALLEL: run CONFIG with curl, PARALLEL transfers at
+# a time (keep-alive connections), in the background; sets LOAD_PID.
+LOAD_PID=""
+start_load() {
+    curl -s --parallel --parallel-max "$3" -K "$1" >"$2" 2>"$2.err" </dev/null &
+    LOAD_PID=$!
+    track_pid "$LOAD_PID"
+}
+
+# wait_load SECONDS: wait for the load started last; kill it on timeout
+# (false then).
+wait_load() {
+    if wait_gone "$1" "$LOAD_PID"; then wait "$LOAD_PID" 2>/dev/null; return 0; fi
+    kill -TERM "$LOAD_PID" 2>/dev/null
+    wait "$LOAD_PID" 2>/dev/null
+    return 1
+}
+
+# run_load CONFIG OUT PARALLEL SECONDS: start_load and wait_load.
+run_load() { start_load "$1" "$2" "$3"; wait_load "$4"; }
+
+# load_count OUT [STATUS]: how many requests of OUT got STATUS (default 200).
+load_count() { awk -v s="${2:-200}" '$1 == s { n++ } END { print n + 0 }' "$1"; }
+
+# load_statuses OUT: "STATUS xCOUNT ..." over all lines of OUT (a diagnostic).
+load_statuses() {
+    awk '{ c[$1]++ } END { for (s in c) { printf "%s%s x%d", sep, s, c[s]; sep = ", " } }' "$1"
+}
+
+# check_probes_and_errors DESC: the probes and the errors, through the web
+# server at BASE_URL, with mlfcgi mounted at MOUNT.
+check_probes_and_errors() {
+    local d=$1
+    http GET "$MOUNT/health"
+    status_is 200 "$d: GET $MOUNT/health 200"
+    check_json "$d: /health body" '. == {"status":"healthy","model_loaded":true}'
+    http HEAD "$MOUNT/health"
+    status_is 200 "$d: HEAD $MOUNT/health 200"
+    http GET "$MOUNT/ready"
+    status_is 200 "$d: GET $MOUNT/ready 200"
+    check_json "$d: /ready body" '.ready == true'
+    predict_json '{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4}'
+    check_422 "$d: a missing field" missing '["body","petal_width"]' 1
+    predict_form 'sepal_length=5.1&sepal_width=-1&petal_length=1.4&petal_width=0.2'
+    check_422 "$d: form sepal_width -1" greater_than '["body","sepal_width"]' 1
+    http GET "$MOUNT/nope"
+    check_plain_error "$d: GET $MOUNT/nope (mlfcgi's 404)" 404
+    http GET "$MOUNT/predict"
+    check_plain_error "$d: GET $MOUNT/predict" 405
+    is "$(hdr Allow)" POST "$d: GET $MOUNT/predict -> Allow: POST"
+}
+
+# check_predictions DESC MODEL: a JSON and a form prediction, both checked
+# against MODEL's numbers (adds to PRED_OK).
+check_predictions() {
+    local d=$1 model=$2
+    predict_json "{\"features\":$IRIS_SETOSA}" -H "X-Request-Id: $d-json-1"
+    check_prediction "$d: JSON POST $MOUNT/predict" 0 setosa "$(expected_probs "$model" "$IRIS_SETOSA")"
+    is "$(jb .request_id)" "$d-json-1" "$d: X-Request-Id honoured"
+    predict_form "$(form_of "$IRIS_VIRGINICA")"
+    check_prediction "$d: form POST $MOUNT/predict" 2 virginica "$(expected_probs "$model" "$IRIS_VIRGINICA")"
+}
+
+# check_parallel DESC N PARALLEL: N predictions, PARALLEL at a time, all 200
+# (adds them to PRED_OK); request ids DESC-load-1..N.
+check_parallel() {
+    local d=$1 n=$2 par=$3 out=$TEST_TMP/$1-load.out n200
+    load_config "$TEST_TMP/$d-load.cfg" "$BASE_URL$MOUNT/predict" "$n" "$d-load"
+    ok "$d: $n predictions, $par at a time, finish within 60 s" \
+        run_load "$TEST_TMP/$d-load.cfg" "$out" "$par" 60
+    n200=$(load_count "$out")
+    PRED_OK=$((PRED_OK + n200))
+    is "$n200" "$n" "$d: all $n answered 200 ($(load_statuses "$out"))"
 }

@@ -270,7 +270,8 @@ test_iris_loads(void **state)
 	assert_int_equal(m->n_inputs, 4);
 	assert_int_equal(m->n_classes, 3);
 	assert_int_equal(m->prep.n_steps, 0);
-	assert_ptr_equal(m->est_ops, &model_logistic_ops);
+	assert_ptr_equal(m->est_ops, &model_linear_classifier_ops);
+	assert_int_equal(m->n_scores, 3);
 	for (i = 0; i < 3; i++) {
 		char want[4];
 
@@ -374,7 +375,7 @@ test_iris_predict(void **state)
 		assert_near(p[0] + p[1] + p[2], 1.0);
 
 		j = render(m, &out);
-		assert_int_equal(cJSON_GetArraySize(j), 4);
+		assert_int_equal(cJSON_GetArraySize(j), 5);
 		assert_true(cJSON_IsNumber(cJSON_GetObjectItem(j,
 		    "prediction")));
 		assert_int_equal(cJSON_GetObjectItem(j, "prediction")->valueint,
@@ -478,9 +479,11 @@ test_load_feature_errors(void **state)
 	assert_load_error("features/1/name", "\"a b\"", "features[1].name: "
 	    "\"a b\" is not 1-128 characters of [A-Za-z0-9_.-]");
 	assert_load_error("features/0/type", "\"string\"",
-	    "features[0].type: expected \"number\" or \"integer\"");
+	    "features[0].type: expected \"number\", \"integer\" or "
+	    "\"category\"");
 	assert_load_error("features/0/type", NULL,
-	    "features[0].type: expected \"number\" or \"integer\"");
+	    "features[0].type: expected \"number\", \"integer\" or "
+	    "\"category\"");
 	assert_load_error("features/1/required", "\"no\"",
 	    "features[1].required: expected true or false");
 	assert_load_error("features/1/required", "false", "features[1].default: "

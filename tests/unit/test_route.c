@@ -182,7 +182,7 @@ assert_prediction(const struct fixture *f, int cls, const char *label,
 
 	assert_int_equal(f->res.status, 200);
 	assert_null(f->res.allow);
-	assert_int_equal(cJSON_GetArraySize(f->body), 7);
+	assert_int_equal(cJSON_GetArraySize(f->body), 8);
 	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(f->body, "prediction")));
 	assert_int_equal(cJSON_GetObjectItem(f->body, "prediction")->valueint,
 	    cls);
@@ -287,7 +287,7 @@ test_predict_422(void **state)
 	/* The scratch is reused: a good request after bad ones is clean. */
 	post_json(f, "application/json", IRIS_SETOSA);
 	assert_int_equal(f->res.status, 200);
-	assert_int_equal(cJSON_GetArraySize(f->body), 7);
+	assert_int_equal(cJSON_GetArraySize(f->body), 8);
 }
 
 static void

@@ -961,6 +961,226 @@ test_verrs_render_empty_and_reset(void **state)
 	verrs_free(&v);
 }
 
+/* ---- category features --------------------------------------------------- */
+
+/* The category schema:
+ *   city   category Paris, Oslo, Rome; unknown: error
+ *   plan   category basic, it's, a"b; unknown: ignore; nullable
+ *   x      number, nullable
+ *   color  category red; optional, default red
+ */
+enum { C_CITY, C_PLAN, C_X, C_COLOR, NC };
+
+/* Makes f a category feature of the n strings in list. */
+static void
+category_set(struct feature *f, const char *name, const char *const *list,
+    size_t n)
+{
+	char **cats = calloc(n, sizeof(char *));
+	size_t i, dup = 999;
+
+	assert_non_null(cats);
+	feature_set(f, name, FEATURE_NUMBER);
+	for (i = 0; i < n; i++) {
+		cats[i] = strdup(list[i]);
+		assert_non_null(cats[i]);
+	}
+	assert_int_equal(schema_set_categories(f, cats, n, &dup), 0);
+	assert_int_equal(dup, 999);
+	assert_int_equal(f->type, FEATURE_CATEGORY);
+}
+
+static void
+category_schema(struct schema *s)
+{
+	static const char *const cities[] = { "Paris", "Oslo", "Rome" };
+	static const char *const plans[] = { "basic", "it's", "a\"b" };
+	static const char *const colors[] = { "red" };
+	size_t dup = 999;
+
+	memset(s, 0, sizeof(*s));
+	s->n = NC;
+	s->features = calloc(NC, sizeof(struct feature));
+	assert_non_null(s->features);
+	category_set(&s->features[C_CITY], "city", cities, 3);
+	category_set(&s->features[C_PLAN], "plan", plans, 3);
+	s->features[C_PLAN].unknown_ignore = 1;
+	s->features[C_PLAN].nullable = 1;
+	feature_set(&s->features[C_X], "x", FEATURE_NUMBER);
+	s->features[C_X].nullable = 1;
+	category_set(&s->features[C_COLOR], "color", colors, 1);
+	s->features[C_COLOR].required = 0;
+	s->features[C_COLOR].dflt = 0;
+	assert_int_equal(schema_index(s, &dup), 0);
+}
+
+/* Frees a calloc'd feature through schema_free(). */
+static void
+feature_free(struct feature *f)
+{
+	struct schema s;
+
+	memset(&s, 0, sizeof(s));
+	s.features = f;
+	s.n = 1;
+	schema_free(&s);
+}
+
+static void
+assert_row(const struct val *r, double city, double plan, double x,
+    double color)
+{
+	const double want[NC] = { city, plan, x, color };
+	size_t i;
+
+	assert_int_equal(r->rc, 0);
+	for (i = 0; i < NC; i++)
+		if (isnan(want[i]))
+			assert_true(isnan(r->row[i]));
+		else
+			assert_true(r->row[i] == want[i]);
+}
+
+static void
+test_category_valid(void **state)
+{
+	struct schema s;
+	struct val r;
+
+	(void)state;
+	category_schema(&s);
+	validate(&s, 0, "{\"city\":\"Oslo\",\"plan\":\"it's\",\"x\":null}",
+	    &r);
+	assert_row(&r, 1, 1, NAN, 0);
+	val_done(&r);
+	/* Unknown and ignored: -1. A form sends text. */
+	validate(&s, 1, "city=Rome&plan=zzz&x=2&color=red", &r);
+	assert_row(&r, 2, SCHEMA_UNKNOWN, 2, 0);
+	val_done(&r);
+	validate(&s, 1, "city=Paris&plan=a%22b&x=-1", &r);
+	assert_row(&r, 0, 2, -1, 0);
+	val_done(&r);
+	/* Positional, with a null for the nullable category. */
+	validate(&s, 0, "{\"features\":[\"Paris\",null,1.5,\"red\"]}", &r);
+	assert_row(&r, 0, NAN, 1.5, 0);
+	val_done(&r);
+	/* Exact bytes: no case folding, no trimming, no prefixes. */
+	validate(&s, 0, "{\"city\":\"Paris\",\"plan\":\"Basic\",\"x\":0,"
+	    "\"color\":\"red\"}", &r);
+	assert_row(&r, 0, SCHEMA_UNKNOWN, 0, 0);
+	val_done(&r);
+	schema_free(&s);
+}
+
+static void
+test_category_errors(void **state)
+{
+	struct schema s;
+	struct val r;
+
+	(void)state;
+	category_schema(&s);
+	validate(&s, 0, "{\"city\":\"Berlin\",\"plan\":\"basic\",\"x\":1}", &r);
+	assert_int_equal(r.rc, -1);
+	assert_int_equal(r.n, 1);
+	assert_item(&r, 0, "enum", "city", "\"Berlin\"");
+	assert_string_equal(item_msg(&r, 0),
+	    "Input should be 'Paris', 'Oslo' or 'Rome'");
+	assert_ctx(&r, 0, "{\"expected\":\"'Paris', 'Oslo' or 'Rome'\"}");
+	val_done(&r);
+	assert_single(&s, 1, "city=paris&plan=basic&x=1", "enum", "city",
+	    "\"paris\"");
+	/* Not a string: string_type, whatever the unknown policy. */
+	assert_single(&s, 0, "{\"city\":5,\"plan\":\"basic\",\"x\":1}",
+	    "string_type", "city", "5");
+	assert_single(&s, 0, "{\"city\":null,\"plan\":\"basic\",\"x\":1}",
+	    "string_type", "city", "null");
+	assert_single(&s, 0, "{\"city\":\"Oslo\",\"plan\":true,\"x\":1}",
+	    "string_type", "plan", "true");
+	assert_single(&s, 0, "{\"city\":\"Oslo\",\"plan\":[\"basic\"],\"x\":1}",
+	    "string_type", "plan", NULL);
+	/* A string for a number stays a float_type. */
+	assert_single(&s, 0, "{\"city\":\"Oslo\",\"plan\":\"basic\",\"x\":\"1\"}",
+	    "float_type", "x", "\"1\"");
+	/* All at once, positional. */
+	validate(&s, 0, "{\"features\":[\"Berlin\",7,null,\"blue\"]}", &r);
+	assert_int_equal(r.rc, -1);
+	assert_int_equal(r.n, 3);
+	assert_item(&r, 0, "enum", "features/#0", "\"Berlin\"");
+	assert_item(&r, 1, "string_type", "features/#1", "7");
+	assert_item(&r, 2, "enum", "features/#3", "\"blue\"");
+	assert_string_equal(item_msg(&r, 1), "Input should be a valid string");
+	assert_null(item_ctx(&r, 1));
+	assert_string_equal(item_msg(&r, 2), "Input should be 'red'");
+	assert_ctx(&r, 2, "{\"expected\":\"'red'\"}");
+	val_done(&r);
+	schema_free(&s);
+}
+
+/* The enum text quotes as Python's repr() and stops near 1 KiB. */
+static void
+test_category_enum_text(void **state)
+{
+	static const char *const odd[] = { "a\\b", "x\ny\t", "it's",
+		"\"q\" 'p'", "\xc2\x85", "caf\xc3\xa9" };
+	const char *list[400];
+	char names[400][8];
+	struct schema s;
+	struct feature *f = calloc(1, sizeof(*f));
+	size_t i, len;
+
+	(void)state;
+	category_schema(&s);
+	assert_string_equal(s.features[C_PLAN].enum_expected,
+	    "'basic', \"it's\" or 'a\"b'");
+	schema_free(&s);
+
+	assert_non_null(f);
+	category_set(f, "odd", odd, 6);
+	assert_string_equal(f->enum_expected, "'a\\\\b', 'x\\ny\\t', \"it's\", "
+	    "'\"q\" \\'p\\'', '\\x85' or 'caf\xc3\xa9'");
+	feature_free(f);
+
+	for (i = 0; i < 400; i++) {
+		snprintf(names[i], sizeof(names[i]), "c%03zu", i);
+		list[i] = names[i];
+	}
+	f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	category_set(f, "many", list, 400);
+	len = strlen(f->enum_expected);
+	assert_true(len > 900 && len < 1100);
+	assert_memory_equal(f->enum_expected, "'c000', 'c001', ", 16);
+	assert_non_null(strstr(f->enum_expected, ", ... ("));
+	assert_string_equal(f->enum_expected + len - strlen(" more)"),
+	    " more)");
+	for (i = 0; i < 400; i++)
+		assert_int_equal(schema_category(f, names[i], 4), (long)i);
+	assert_int_equal(schema_category(f, "c40", 3), -1);
+	assert_int_equal(schema_category(f, "c4000", 5), -1);
+	assert_int_equal(schema_category(f, "", 0), -1);
+	feature_free(f);
+}
+
+static void
+test_category_duplicates(void **state)
+{
+	static const char *const twice[] = { "b", "a", "c", "a" };
+	char **cats = calloc(4, sizeof(char *));
+	struct feature *f = calloc(1, sizeof(*f));
+	size_t i, dup = 999;
+
+	(void)state;
+	assert_non_null(cats);
+	assert_non_null(f);
+	feature_set(f, "d", FEATURE_NUMBER);
+	for (i = 0; i < 4; i++)
+		cats[i] = strdup(twice[i]);
+	assert_int_equal(schema_set_categories(f, cats, 4, &dup), -1);
+	assert_int_equal(dup, 3);
+	feature_free(f);	/* f owns cats even on failure */
+}
+
 int
 main(void)
 {
@@ -985,6 +1205,10 @@ main(void)
 		cmocka_unit_test(test_huge_field_name),
 		cmocka_unit_test(test_index_and_lookup),
 		cmocka_unit_test(test_verrs_render_empty_and_reset),
+		cmocka_unit_test(test_category_valid),
+		cmocka_unit_test(test_category_errors),
+		cmocka_unit_test(test_category_enum_text),
+		cmocka_unit_test(test_category_duplicates),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

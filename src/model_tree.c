@@ -1,0 +1,830 @@
+/* model_tree: decision trees and tree ensembles ("tree_ensemble"): forests
+ * that average per-tree leaf values, and boosted trees that add raw scores
+ * and apply a link, computed as scikit-learn computes them. */
+#include "model.h"
+#include "xalloc.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest category code a categorical split or known set may hold. */
+#define TREE_MAX_CODE 65535
+/* Most nodes, and most leaf values, in one ensemble (indices are 32 bits). */
+#define TREE_MAX_INDEX ((size_t)UINT32_MAX - 1)
+/* off of a struct tree_set that is absent. */
+#define TREE_NO_SET UINT32_MAX
+
+enum tree_agg {
+	AGG_MEAN,		/* average of the trees' leaf vectors */
+	AGG_SUM			/* base + learning_rate * sum, then a link */
+};
+
+enum tree_link {
+	LINK_IDENTITY,		/* regression */
+	LINK_LOGISTIC,		/* one score, two classes */
+	LINK_SOFTMAX,		/* exp(s - max) / sum */
+	LINK_LOGSUMEXP		/* exp(s - logsumexp(s)) */
+};
+
+enum tree_kind {
+	NODE_LEAF,
+	NODE_NUMERIC,
+	NODE_CATEGORICAL
+};
+
+/* A set of category codes: n bitset words from the ensemble's pool. */
+struct tree_set {
+	uint32_t	off;		/* first word, or TREE_NO_SET */
+	uint32_t	n;		/* codes >= 32 * n are not members */
+};
+
+struct tree_node {
+	union {
+		double		threshold;	/* numeric: left iff x <= it */
+		struct tree_set	left_set;	/* categorical: codes going left */
+	} u;
+	uint32_t	feature;	/* input index */
+	uint32_t	left;		/* node index; a leaf: its values' offset */
+	uint32_t	right;		/* node index */
+	uint8_t		kind;		/* enum tree_kind */
+	uint8_t		missing_left;	/* NaN (and unknown categories) go left */
+};
+
+struct tree_ensemble {
+	enum tree_agg	 agg;
+	enum tree_link	 link;
+	int		 f32;		/* round x to float32 before comparing */
+	size_t		 width;		/* values per leaf: n_out (mean) or 1 */
+	size_t		 n_out;		/* outputs (mean) or raw scores (sum) */
+	size_t		 n_trees;
+	double		 learning_rate;
+	/* Views into block, the ensemble's one allocation: */
+	double		*base;		/* n_out initial scores (sum) */
+	double		*values;	/* leaf values, width per leaf */
+	struct tree_node *nodes;	/* every tree's nodes, roots first */
+	struct tree_set	*known;		/* per input, or NULL: codes seen */
+	uint32_t	*roots;		/* n_trees root node indices */
+	uint32_t	*outputs;	/* n_trees: the score a tree adds to */
+	uint32_t	*words;		/* category bitsets */
+	void		*block;
+};
+
+/* Sizes of the arrays, counted before the one allocation. */
+struct tree_sizes {
+	size_t	nodes, values, words, max_nodes, known;
+};
+
+/* Scratch space for reading one tree's arrays. */
+struct tree_scratch {
+	long	*feature, *left, *right, *missing;
+	double	*threshold, *value;
+};
+
+static const char *const tree_keys[] = { "type", "aggregation", "input_dtype",
+	"n_outputs", "link", "base", "learning_rate", "known_categories",
+	"trees", NULL };
+static const char *const tree_tree_keys[] = { "feature", "threshold", "left",
+	"right", "value", "missing_left", "categories", "output", NULL };
+static const char *const tree_known_keys[] = { "feature", "codes", NULL };
+
+static void
+tree_free(void *p)
+{
+	struct tree_ensemble *e = p;
+
+	if (e == NULL)
+		return;
+	free(e->block);
+	free(e);
+}
+
+/* ------------------------------------------------------------ JSON helpers */
+
+/* Sets *out and returns 0 if v is an integer in [lo, hi], else -1. */
+static int
+tree_int(const cJSON *v, long lo, long hi, long *out)
+{
+	double d;
+
+	if (!cJSON_IsNumber(v))
+		return -1;
+	d = v->valuedouble;
+	if (!(d >= (double)lo && d <= (double)hi) || d != floor(d))
+		return -1;
+	*out = (long)d;
+	return 0;
+}
+
+/* Reads exactly n integers in [lo, hi] from arr into out. */
+static int
+tree_ints(const cJSON *arr, size_t n, long lo, long hi, long *out,
+    const char *path, struct model_err *err)
+{
+	const cJSON *v;
+	size_t i = 0;
+
+	if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != n) {
+		model_errf(err, "%s: expected an array of %zu integers", path, n);
+		return -1;
+	}
+	cJSON_ArrayForEach(v, arr) {
+		if (tree_int(v, lo, hi, &out[i]) < 0) {
+			model_errf(err, "%s[%zu]: expected an integer from %ld to "
+			    "%ld", path, i, lo, hi);
+			return -1;
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* Returns the bitset words that a list of codes checked by
+ * tree_codes_check() needs. */
+static size_t
+tree_codes_words(const cJSON *arr)
+{
+	const cJSON *v;
+	size_t words = 0;
+
+	cJSON_ArrayForEach(v, arr)
+		if ((size_t)v->valuedouble / 32 + 1 > words)
+			words = (size_t)v->valuedouble / 32 + 1;
+	return words;
+}
+
+/* Checks that arr is a list of category codes (0 to TREE_MAX_CODE). */
+static int
+tree_codes_check(const cJSON *arr, const char *path, struct model_err *err)
+{
+	const cJSON *v;
+	long code;
+	size_t i = 0;
+
+	if (!cJSON_IsArray(arr)) {
+		model_errf(err, "%s: expected an array of category codes", path);
+		return -1;
+	}
+	cJSON_ArrayForEach(v, arr) {
+		if (tree_int(v, 0, TREE_MAX_CODE, &code) < 0) {
+			model_errf(err, "%s[%zu]: expected a category code from 0 "
+			    "to %d", path, i, TREE_MAX_CODE);
+			return -1;
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* Returns the set of a checked list of codes, its words taken from the
+ * pool at *next (which advances past them). */
+static struct tree_set
+tree_codes_fill(struct tree_ensemble *e, const cJSON *arr, size_t *next)
+{
+	struct tree_set s = { (uint32_t)*next, (uint32_t)tree_codes_words(arr) };
+	const cJSON *v;
+
+	cJSON_ArrayForEach(v, arr) {
+		uint32_t c = (uint32_t)v->valuedouble;
+
+		e->words[s.off + c / 32] |= UINT32_C(1) << (c % 32);
+	}
+	*next += s.n;
+	return s;
+}
+
+static int
+tree_has(const struct tree_ensemble *e, struct tree_set s, uint32_t c)
+{
+	return c / 32 < s.n && (e->words[s.off + c / 32] >> (c % 32)) & 1;
+}
+
+/* ------------------------------------------------------------ measuring */
+
+/* Counts one tree's nodes, leaves and bitset words into sz, checking what
+ * the sizes depend on: the arrays' lengths and the category codes. */
+static int
+tree_measure_one(const cJSON *t, size_t width, struct tree_sizes *sz,
+    const char *path, struct model_err *err)
+{
+	const cJSON *feature = cJSON_GetObjectItemCaseSensitive(t, "feature");
+	const cJSON *value = cJSON_GetObjectItemCaseSensitive(t, "value");
+	const cJSON *cats = cJSON_GetObjectItemCaseSensitive(t, "categories");
+	const cJSON *v;
+	char sub[96];
+	size_t n, i = 0;
+
+	if (model_json_keys(t, tree_tree_keys, path, err) < 0)
+		return -1;
+	if (!cJSON_IsArray(feature) || cJSON_GetArraySize(feature) < 1) {
+		model_errf(err, "%s.feature: expected a non-empty array", path);
+		return -1;
+	}
+	n = (size_t)cJSON_GetArraySize(feature);
+	if (!cJSON_IsArray(value) ||
+	    (size_t)cJSON_GetArraySize(value) != n * width) {
+		model_errf(err, "%s.value: expected an array of %zu numbers "
+		    "(%zu per node)", path, n * width, width);
+		return -1;
+	}
+	cJSON_ArrayForEach(v, feature)
+		if (cJSON_IsNumber(v) && v->valuedouble == -1)
+			sz->values += width;
+	sz->nodes += n;
+	if (n > sz->max_nodes)
+		sz->max_nodes = n;
+	if (cats == NULL)
+		return 0;
+	if (!cJSON_IsArray(cats) || (size_t)cJSON_GetArraySize(cats) != n) {
+		model_errf(err, "%s.categories: expected an array of %zu "
+		    "entries (null or codes)", path, n);
+		return -1;
+	}
+	cJSON_ArrayForEach(v, cats) {
+		snprintf(sub, sizeof(sub), "%s.categories[%zu]", path, i++);
+		if (cJSON_IsNull(v))
+			continue;
+		if (tree_codes_check(v, sub, err) < 0)
+			return -1;
+		sz->words += tree_codes_words(v);
+	}
+	return 0;
+}
+
+static int
+tree_measure_known(const cJSON *known, size_t n_inputs, struct tree_sizes *sz,
+    struct model_err *err)
+{
+	const cJSON *k, *codes;
+	char path[80];
+	size_t i = 0;
+
+	if (known == NULL)
+		return 0;
+	if (!cJSON_IsArray(known)) {
+		model_errf(err, "estimator.known_categories: expected an array");
+		return -1;
+	}
+	cJSON_ArrayForEach(k, known) {
+		snprintf(path, sizeof(path), "estimator.known_categories[%zu]",
+		    i++);
+		if (model_json_keys(k, tree_known_keys, path, err) < 0)
+			return -1;
+		strcat(path, ".codes");
+		codes = cJSON_GetObjectItemCaseSensitive(k, "codes");
+		if (tree_codes_check(codes, path, err) < 0)
+			return -1;
+		sz->words += tree_codes_words(codes);
+	}
+	sz->known = n_inputs;
+	return 0;
+}
+
+static int
+tree_measure(const cJSON *trees, const cJSON *known, size_t n_inputs,
+    size_t width, struct tree_sizes *sz, struct model_err *err)
+{
+	const cJSON *t;
+	char path[48];
+	size_t i = 0;
+
+	memset(sz, 0, sizeof(*sz));
+	cJSON_ArrayForEach(t, trees) {
+		snprintf(path, sizeof(path), "estimator.trees[%zu]", i++);
+		if (tree_measure_one(t, width, sz, path, err) < 0)
+			return -1;
+	}
+	if (sz->nodes > TREE_MAX_INDEX || sz->values > TREE_MAX_INDEX ||
+	    sz->words > TREE_MAX_INDEX) {
+		model_errf(err, "estimator.trees: more than %zu nodes, leaf "
+		    "values or category words", TREE_MAX_INDEX);
+		return -1;
+	}
+	return tree_measure_known(known, n_inputs, sz, err);
+}
+
+/* Makes the one allocation and points the arrays into it. */
+static void
+tree_alloc(struct tree_ensemble *e, const struct tree_sizes *sz)
+{
+	size_t doubles = e->n_out + sz->values;
+	size_t bytes = doubles * sizeof(double) +
+	    sz->nodes * sizeof(struct tree_node) +
+	    sz->known * sizeof(struct tree_set) +
+	    (2 * e->n_trees + sz->words) * sizeof(uint32_t);
+	char *p = xcalloc(1, bytes > 0 ? bytes : 1);
+
+	e->block = p;
+	e->base = (double *)p;
+	e->values = e->base + e->n_out;
+	p += doubles * sizeof(double);
+	e->nodes = (struct tree_node *)p;
+	p += sz->nodes * sizeof(struct tree_node);
+	e->known = sz->known > 0 ? (struct tree_set *)p : NULL;
+	p += sz->known * sizeof(struct tree_set);
+	e->roots = (uint32_t *)p;
+	e->outputs = e->roots + e->n_trees;
+	e->words = e->outputs + e->n_trees;
+}
+
+/* ------------------------------------------------------------ filling */
+
+/* Returns the member called name of tree t, writing its path into sub. */
+static const cJSON *
+tree_field(const cJSON *t, const char *name, const char *path, char *sub,
+    size_t sublen)
+{
+	snprintf(sub, sublen, "%s.%s", path, name);
+	return cJSON_GetObjectItemCaseSensitive(t, name);
+}
+
+/* Reads the arrays of a tree of n nodes into sc. */
+static int
+tree_read_arrays(const cJSON *t, size_t n, size_t width, size_t n_inputs,
+    struct tree_scratch *sc, const char *path, struct model_err *err)
+{
+	char sub[96];
+	size_t j;
+
+	if (tree_ints(tree_field(t, "feature", path, sub, sizeof(sub)), n, -1,
+	    (long)n_inputs - 1, sc->feature, sub, err) < 0 ||
+	    tree_ints(tree_field(t, "left", path, sub, sizeof(sub)), n, -1,
+	    (long)n - 1, sc->left, sub, err) < 0 ||
+	    tree_ints(tree_field(t, "right", path, sub, sizeof(sub)), n, -1,
+	    (long)n - 1, sc->right, sub, err) < 0 ||
+	    model_json_doubles(tree_field(t, "threshold", path, sub,
+	    sizeof(sub)), n, sc->threshold, sub, err) < 0 ||
+	    model_json_doubles(tree_field(t, "value", path, sub, sizeof(sub)),
+	    n * width, sc->value, sub, err) < 0)
+		return -1;
+	if (cJSON_GetObjectItemCaseSensitive(t, "missing_left") == NULL) {
+		for (j = 0; j < n; j++)
+			sc->missing[j] = 0;
+		return 0;
+	}
+	return tree_ints(tree_field(t, "missing_left", path, sub, sizeof(sub)),
+	    n, 0, 1, sc->missing, sub, err);
+}
+
+/* Checks node j's children: later nodes of the tree for an internal node
+ * (so every path ends), -1 for a leaf. */
+static int
+tree_check_children(const struct tree_scratch *sc, size_t j,
+    const char *path, struct model_err *err)
+{
+	long l = sc->left[j], r = sc->right[j];
+
+	if (sc->feature[j] < 0) {
+		if (l == -1 && r == -1)
+			return 0;
+		model_errf(err, "%s.%s[%zu]: a leaf (feature -1) has no "
+		    "children: expected -1", path, l != -1 ? "left" : "right", j);
+		return -1;
+	}
+	if (l > (long)j && r > (long)j)
+		return 0;
+	model_errf(err, "%s.%s[%zu]: a child must come after its parent "
+	    "node", path, l > (long)j ? "right" : "left", j);
+	return -1;
+}
+
+/* Builds one tree from t (measured by tree_measure_one()): its nodes,
+ * leaf values and bitsets go at ofs[0], ofs[1] and ofs[2] of e->nodes,
+ * e->values and e->words, and ofs advances past them. */
+static int
+tree_fill_one(struct tree_ensemble *e, const cJSON *t, size_t n_inputs,
+    struct tree_scratch *sc, size_t ofs[3], const char *path,
+    struct model_err *err)
+{
+	const cJSON *cats = cJSON_GetObjectItemCaseSensitive(t, "categories");
+	const cJSON *cat = cats != NULL ? cats->child : NULL;
+	size_t n = (size_t)cJSON_GetArraySize(
+	    cJSON_GetObjectItemCaseSensitive(t, "feature"));
+	size_t j, root = ofs[0];
+
+	if (tree_read_arrays(t, n, e->width, n_inputs, sc, path, err) < 0)
+		return -1;
+	for (j = 0; j < n; j++, cat = cat != NULL ? cat->next : NULL) {
+		struct tree_node *nd = &e->nodes[root + j];
+
+		if (tree_check_children(sc, j, path, err) < 0)
+			return -1;
+		if (sc->feature[j] < 0) {
+			if (cat != NULL && !cJSON_IsNull(cat)) {
+				model_errf(err, "%s.categories[%zu]: a leaf has "
+				    "no categories", path, j);
+				return -1;
+			}
+			nd->kind = NODE_LEAF;
+			nd->left = (uint32_t)ofs[1];
+			memcpy(e->values + ofs[1], sc->value + j * e->width,
+			    e->width * sizeof(double));
+			ofs[1] += e->width;
+			continue;
+		}
+		nd->feature = (uint32_t)sc->feature[j];
+		nd->left = (uint32_t)(root + (size_t)sc->left[j]);
+		nd->right = (uint32_t)(root + (size_t)sc->right[j]);
+		nd->missing_left = (uint8_t)sc->missing[j];
+		if (cat != NULL && !cJSON_IsNull(cat)) {
+			nd->kind = NODE_CATEGORICAL;
+			nd->u.left_set = tree_codes_fill(e, cat, &ofs[2]);
+		} else {
+			nd->kind = NODE_NUMERIC;
+			nd->u.threshold = sc->threshold[j];
+		}
+	}
+	ofs[0] += n;
+	return 0;
+}
+
+/* Reads a tree's "output": the raw score it adds to (sum), 0 if absent. */
+static int
+tree_output(const struct tree_ensemble *e, const cJSON *t, size_t i,
+    uint32_t *out, struct model_err *err)
+{
+	const cJSON *o = cJSON_GetObjectItemCaseSensitive(t, "output");
+	long k = 0;
+
+	if (o != NULL && (e->agg != AGG_SUM ||
+	    tree_int(o, 0, (long)e->n_out - 1, &k) < 0)) {
+		model_errf(err, "estimator.trees[%zu].output: %s", i,
+		    e->agg != AGG_SUM ? "only \"sum\" aggregation has outputs" :
+		    "expected an integer from 0 to n_outputs - 1");
+		return -1;
+	}
+	*out = (uint32_t)k;
+	return 0;
+}
+
+static int
+tree_fill_known(struct tree_ensemble *e, const cJSON *known, size_t n_inputs,
+    size_t *word, struct model_err *err)
+{
+	const cJSON *k;
+	size_t i = 0, f;
+	long feature;
+
+	for (f = 0; e->known != NULL && f < n_inputs; f++)
+		e->known[f].off = TREE_NO_SET;
+	cJSON_ArrayForEach(k, known) {
+		const cJSON *codes = cJSON_GetObjectItemCaseSensitive(k, "codes");
+
+		if (tree_int(cJSON_GetObjectItemCaseSensitive(k, "feature"), 0,
+		    (long)n_inputs - 1, &feature) < 0 ||
+		    e->known[feature].off != TREE_NO_SET) {
+			model_errf(err, "estimator.known_categories[%zu].feature: "
+			    "expected a feature index from 0 to %zu, not given "
+			    "before", i, n_inputs - 1);
+			return -1;
+		}
+		e->known[feature] = tree_codes_fill(e, codes, word);
+		i++;
+	}
+	return 0;
+}
+
+static int
+tree_fill(struct tree_ensemble *e, const cJSON *trees, const cJSON *known,
+    size_t n_inputs, const struct tree_sizes *sz, struct model_err *err)
+{
+	struct tree_scratch sc;
+	const cJSON *t;
+	char path[48];
+	size_t ofs[3] = { 0, 0, 0 }, i = 0;	/* node, value, word */
+	int rc = 0;
+
+	sc.feature = xcalloc(4 * sz->max_nodes, sizeof(long));
+	sc.left = sc.feature + sz->max_nodes;
+	sc.right = sc.left + sz->max_nodes;
+	sc.missing = sc.right + sz->max_nodes;
+	sc.threshold = xcalloc(sz->max_nodes * (1 + e->width), sizeof(double));
+	sc.value = sc.threshold + sz->max_nodes;
+	cJSON_ArrayForEach(t, trees) {
+		snprintf(path, sizeof(path), "estimator.trees[%zu]", i);
+		e->roots[i] = (uint32_t)ofs[0];
+		if (tree_output(e, t, i, &e->outputs[i], err) < 0 ||
+		    tree_fill_one(e, t, n_inputs, &sc, ofs, path, err) < 0) {
+			rc = -1;
+			break;
+		}
+		i++;
+	}
+	free(sc.feature);
+	free(sc.threshold);
+	if (rc == 0 && known != NULL)
+		rc = tree_fill_known(e, known, n_inputs, &ofs[2], err);
+	return rc;
+}
+
+/* ------------------------------------------------------------ loading */
+
+/* Returns the index of s in names (NULL-terminated), or -1. */
+static int
+tree_pick(const cJSON *s, const char *const *names)
+{
+	int i;
+
+	for (i = 0; cJSON_IsString(s) && names[i] != NULL; i++)
+		if (strcmp(s->valuestring, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Reads aggregation, input_dtype and n_outputs. */
+static int
+tree_load_kind(struct tree_ensemble *e, const cJSON *json,
+    struct model_err *err)
+{
+	static const char *const aggs[] = { "mean", "sum", NULL };
+	static const char *const dtypes[] = { "float64", "float32", NULL };
+	int agg = tree_pick(cJSON_GetObjectItemCaseSensitive(json,
+	    "aggregation"), aggs);
+	int dt = tree_pick(cJSON_GetObjectItemCaseSensitive(json,
+	    "input_dtype"), dtypes);
+	long n_out;
+
+	if (agg < 0) {
+		model_errf(err, "estimator.aggregation: expected \"mean\" or "
+		    "\"sum\"");
+		return -1;
+	}
+	if (dt < 0) {
+		model_errf(err, "estimator.input_dtype: expected \"float32\" or "
+		    "\"float64\"");
+		return -1;
+	}
+	e->agg = agg == 0 ? AGG_MEAN : AGG_SUM;
+	e->f32 = dt == 1;
+	if (tree_int(cJSON_GetObjectItemCaseSensitive(json, "n_outputs"), 1,
+	    65536, &n_out) < 0) {
+		model_errf(err, "estimator.n_outputs: expected an integer from 1 "
+		    "to 65536");
+		return -1;
+	}
+	e->n_out = (size_t)n_out;
+	e->width = e->agg == AGG_MEAN ? e->n_out : 1;
+	return 0;
+}
+
+/* Checks n_outputs against the task: mean aggregation gives a class
+ * distribution or one value. */
+static int
+tree_load_mean(struct tree_ensemble *e, const cJSON *json,
+    const struct model *m, struct model_err *err)
+{
+	static const char *const sum_only[] = { "link", "base",
+	    "learning_rate", NULL };
+	size_t want = m->task == MODEL_CLASSIFICATION ? m->n_classes : 1;
+	int i;
+
+	for (i = 0; sum_only[i] != NULL; i++)
+		if (cJSON_GetObjectItemCaseSensitive(json, sum_only[i])) {
+			model_errf(err, "estimator.%s: only \"sum\" aggregation "
+			    "has one", sum_only[i]);
+			return -1;
+		}
+	if (e->n_out != want) {
+		model_errf(err, "estimator.n_outputs: %zu, expected %zu (%s)",
+		    e->n_out, want, m->task == MODEL_CLASSIFICATION ?
+		    "the number of classes" : "regression");
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads link and learning_rate, and checks them against the task and
+ * n_outputs. A classifier's decision_function is its raw scores. */
+static int
+tree_load_sum(struct tree_ensemble *e, const cJSON *json, struct model *m,
+    struct model_err *err)
+{
+	static const char *const links[] = { "identity", "logistic", "softmax",
+	    "logsumexp", NULL };
+	const cJSON *lr = cJSON_GetObjectItemCaseSensitive(json,
+	    "learning_rate");
+	int link = tree_pick(cJSON_GetObjectItemCaseSensitive(json, "link"),
+	    links);
+	int ok;
+
+	e->learning_rate = 1.0;
+	if (lr != NULL) {
+		if (!cJSON_IsNumber(lr) || !isfinite(lr->valuedouble)) {
+			model_errf(err, "estimator.learning_rate: expected a "
+			    "finite number");
+			return -1;
+		}
+		e->learning_rate = lr->valuedouble;
+	}
+	if (link < 0) {
+		model_errf(err, "estimator.link: expected \"identity\", "
+		    "\"logistic\", \"softmax\" or \"logsumexp\"");
+		return -1;
+	}
+	e->link = (enum tree_link)link;
+	if (m->task == MODEL_REGRESSION)
+		ok = e->link == LINK_IDENTITY && e->n_out == 1;
+	else if (e->link == LINK_LOGISTIC)
+		ok = e->n_out == 1 && m->n_classes == 2;
+	else
+		ok = e->link != LINK_IDENTITY && e->n_out == m->n_classes;
+	if (!ok) {
+		model_errf(err, "estimator.link: \"%s\" with n_outputs %zu does "
+		    "not fit this task (regression: identity, 1; two classes: "
+		    "logistic, 1; n classes: softmax or logsumexp, n)",
+		    links[link], e->n_out);
+		return -1;
+	}
+	if (m->task == MODEL_CLASSIFICATION)
+		m->n_scores = e->n_out;
+	return 0;
+}
+
+static void *
+tree_load(const cJSON *json, struct model *m, struct model_err *err)
+{
+	const cJSON *trees = cJSON_GetObjectItemCaseSensitive(json, "trees");
+	const cJSON *known = cJSON_GetObjectItemCaseSensitive(json,
+	    "known_categories");
+	struct tree_ensemble *e = xcalloc(1, sizeof(*e));
+	struct tree_sizes sz;
+
+	if (model_json_keys(json, tree_keys, "estimator", err) < 0 ||
+	    tree_load_kind(e, json, err) < 0)
+		goto fail;
+	if (e->agg == AGG_MEAN ? tree_load_mean(e, json, m, err) < 0 :
+	    tree_load_sum(e, json, m, err) < 0)
+		goto fail;
+	if (!cJSON_IsArray(trees) || (e->agg == AGG_MEAN &&
+	    cJSON_GetArraySize(trees) == 0)) {
+		model_errf(err, "estimator.trees: expected an array of trees%s",
+		    e->agg == AGG_MEAN ? " (at least one)" : "");
+		goto fail;
+	}
+	e->n_trees = (size_t)cJSON_GetArraySize(trees);
+	if (tree_measure(trees, known, m->n_inputs, e->width, &sz, err) < 0)
+		goto fail;
+	tree_alloc(e, &sz);
+	if (e->agg == AGG_SUM && model_json_doubles(
+	    cJSON_GetObjectItemCaseSensitive(json, "base"), e->n_out, e->base,
+	    "estimator.base", err) < 0)
+		goto fail;
+	if (tree_fill(e, trees, known, m->n_inputs, &sz, err) < 0)
+		goto fail;
+	return e;
+fail:
+	tree_free(e);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ predicting */
+
+/* Whether a categorical split sends v (not NaN) left, as scikit-learn's
+ * HistGradientBoosting does: a negative value or an unknown category goes
+ * where missing values go; a value is truncated to its integer code. */
+static int
+tree_category_left(const struct tree_ensemble *e, const struct tree_node *nd,
+    double v)
+{
+	uint32_t c;
+
+	if (v < 0 || v >= TREE_MAX_CODE + 1.0)
+		return nd->missing_left;
+	c = (uint32_t)v;
+	if (tree_has(e, nd->u.left_set, c))
+		return 1;
+	if (e->known == NULL || e->known[nd->feature].off == TREE_NO_SET ||
+	    tree_has(e, e->known[nd->feature], c))
+		return 0;
+	return nd->missing_left;
+}
+
+/* Returns the leaf values of the tree rooted at root for row x. */
+static const double *
+tree_leaf(const struct tree_ensemble *e, uint32_t root, const double *x)
+{
+	const struct tree_node *nd = &e->nodes[root];
+	int left;
+
+	while (nd->kind != NODE_LEAF) {
+		double v = x[nd->feature];
+
+		if (isnan(v))
+			left = nd->missing_left;
+		else if (nd->kind == NODE_NUMERIC)
+			/* scikit-learn's trees see X as float32. */
+			left = (e->f32 ? (double)(float)v : v) <=
+			    nd->u.threshold;
+		else
+			left = tree_category_left(e, nd, v);
+		nd = &e->nodes[left ? nd->left : nd->right];
+	}
+	return e->values + nd->left;
+}
+
+/* Returns the index of the first largest of p[0..n). */
+static size_t
+tree_argmax(const double *p, size_t n)
+{
+	size_t k, best = 0;
+
+	for (k = 1; k < n; k++)
+		if (p[k] > p[best])
+			best = k;
+	return best;
+}
+
+/* Class probabilities p[0..n) from raw scores s, as scikit-learn's
+ * HistGradientBoostingClassifier (softmax) or GradientBoostingClassifier
+ * (logsumexp) computes them. */
+static void
+tree_softmax(enum tree_link link, const double *s, double *p, size_t n)
+{
+	double max = s[tree_argmax(s, n)], sum = 0, lse;
+	size_t k;
+
+	if (link == LINK_SOFTMAX) {
+		/* scikit-learn's raw scores are in Fortran order here, so
+		 * numpy sums each row from left to right. */
+		for (k = 0; k < n; k++) {
+			p[k] = exp(s[k] - max);
+			sum += p[k];
+		}
+		for (k = 0; k < n; k++)
+			p[k] /= sum;
+		return;
+	}
+	if (!isfinite(max))
+		max = 0;	/* scipy.special.logsumexp does the same */
+	for (k = 0; k < n; k++)
+		p[k] = exp(s[k] - max);
+	lse = log(model_sum(p, n)) + max;	/* C-order rows */
+	for (k = 0; k < n; k++)
+		p[k] = exp(s[k] - lse);
+}
+
+static void
+tree_predict_mean(const struct tree_ensemble *e, const struct model *m,
+    const double *x, struct prediction *out)
+{
+	double one, *acc = m->task == MODEL_CLASSIFICATION ? out->proba : &one;
+	size_t t, k;
+
+	for (k = 0; k < e->n_out; k++)
+		acc[k] = 0;
+	for (t = 0; t < e->n_trees; t++) {
+		const double *v = tree_leaf(e, e->roots[t], x);
+
+		for (k = 0; k < e->n_out; k++)
+			acc[k] += v[k];
+	}
+	for (k = 0; k < e->n_out; k++)
+		acc[k] /= (double)e->n_trees;
+	if (m->task == MODEL_CLASSIFICATION)
+		out->class_index = tree_argmax(acc, e->n_out);
+	else
+		out->value = one;
+}
+
+static void
+tree_predict_sum(const struct tree_ensemble *e, const struct model *m,
+    const double *x, struct prediction *out)
+{
+	double one, *s = m->task == MODEL_CLASSIFICATION ? out->scores : &one;
+	double *p = out->proba;
+	size_t t, k;
+
+	for (k = 0; k < e->n_out; k++)
+		s[k] = e->base[k];
+	for (t = 0; t < e->n_trees; t++)
+		s[e->outputs[t]] += e->learning_rate *
+		    *tree_leaf(e, e->roots[t], x);
+	if (e->link == LINK_IDENTITY) {
+		out->value = one;
+		return;
+	}
+	if (e->link == LINK_LOGISTIC) {
+		p[1] = 1.0 / (1.0 + exp(-s[0]));	/* scipy's expit */
+		p[0] = 1.0 - p[1];
+	} else
+		tree_softmax(e->link, s, p, e->n_out);
+	out->class_index = tree_argmax(p, m->n_classes);
+}
+
+static void
+tree_predict(const void *est, const struct model *m, const double *x,
+    struct prediction *out)
+{
+	const struct tree_ensemble *e = est;
+
+	if (e->agg == AGG_MEAN)
+		tree_predict_mean(e, m, x, out);
+	else
+		tree_predict_sum(e, m, x, out);
+}
+
+const struct estimator_ops model_tree_ops = {
+	"tree_ensemble", tree_load, tree_predict, tree_free
+};
