@@ -3,6 +3,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -42,6 +44,10 @@ struct config {
 	size_t		 audit_queue;
 	size_t		 max_batch;
 	size_t		 cache_size;
+	size_t		 audit_sync;
+	size_t		 retain_days;
+	const char	*user;
+	const char	*socket_mode;
 	size_t		 check;
 	size_t		 help;
 	size_t		 version;
@@ -81,6 +87,17 @@ static const struct opt {
 	{ "max-batch", "MLFCGI_MAX_BATCH", OPT_SIZE,
 	  offsetof(struct config, max_batch), 1, 1000000, "1000",
 	  "most instances in one {\"instances\": [...]} request" },
+	{ "audit-sync", "MLFCGI_AUDIT_SYNC", OPT_FLAG,
+	  offsetof(struct config, audit_sync), 0, 0, NULL,
+	  "durable: answer only after the audit row is committed" },
+	{ "audit-retain-days", "MLFCGI_AUDIT_RETAIN_DAYS", OPT_SIZE,
+	  offsetof(struct config, retain_days), 0, 36500, "0",
+	  "delete audit rows older than N days (0: keep all)" },
+	{ "user", "MLFCGI_USER", OPT_STRING, offsetof(struct config, user), 0,
+	  0, NULL, "started as root: run as this user after opening sockets" },
+	{ "socket-mode", "MLFCGI_SOCKET_MODE", OPT_STRING,
+	  offsetof(struct config, socket_mode), 0, 0, NULL,
+	  "permissions of a --listen unix socket, octal (e.g. 0660)" },
 	{ "cache-size", "MLFCGI_CACHE_SIZE", OPT_SIZE,
 	  offsetof(struct config, cache_size), 0, 10000000, "0",
 	  "predictions cached per model, LRU (0: no cache)" },
@@ -152,7 +169,18 @@ opt_set(struct config *cfg, const struct opt *o, const char *value,
 		return 0;
 	}
 	if (o->type == OPT_FLAG) {
-		*(size_t *)field = 1;
+		/* From the environment: 1/yes/true or 0/no/false. */
+		if (strcmp(value, "1") == 0 || strcmp(value, "yes") == 0 ||
+		    strcmp(value, "true") == 0)
+			*(size_t *)field = 1;
+		else if (strcmp(value, "0") == 0 || strcmp(value, "no") == 0 ||
+		    strcmp(value, "false") == 0)
+			*(size_t *)field = 0;
+		else {
+			fprintf(stderr, "mlfcgi: %s: expected 1 or 0, not "
+			    "\"%.32s\"\n", from, value);
+			return -1;
+		}
 		return 0;
 	}
 	for (p = value; *p >= '0' && *p <= '9' && n <= o->max; p++)
@@ -230,6 +258,33 @@ config_load(struct config *cfg, int argc, char **argv)
 		}
 		if (opt_set(cfg, o, v, from) < 0)
 			return -1;
+	}
+	return 0;
+}
+
+/* Started as root with --user: become that user (and its groups). */
+static int
+drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL) {
+		fprintf(stderr, "mlfcgi: --user %s: no such user\n", user);
+		return -1;
+	}
+	if (getuid() != 0) {
+		if (getuid() == pw->pw_uid)
+			return 0;
+		fprintf(stderr, "mlfcgi: --user %s: only root can change "
+		    "user\n", user);
+		return -1;
+	}
+	if (setgroups(0, NULL) < 0 || initgroups(user, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
+	    setuid(0) == 0) {
+		fprintf(stderr, "mlfcgi: --user %s: cannot drop privileges: "
+		    "%s\n", user, strerror(errno));
+		return -1;
 	}
 	return 0;
 }
@@ -415,6 +470,22 @@ main(int argc, char **argv)
 	env.models = &models;
 	env.max_body = cfg.max_body;
 	env.max_batch = cfg.max_batch;
+	env.audit_sync = cfg.audit_sync != 0;
+	/* The socket first (it may need root), then drop privileges, then
+	 * the audit log, so that its files belong to the serving user. */
+	if (cfg.listen != NULL && !cfg.check && cfg.predict == NULL) {
+		listen_fd = serve_listen(cfg.listen, cfg.socket_mode, err,
+		    sizeof(err));
+		if (listen_fd < 0) {
+			fprintf(stderr, "mlfcgi: %s\n", err);
+			registry_holder_free(&models);
+			return 1;
+		}
+	}
+	if (cfg.user != NULL && drop_privileges(cfg.user) < 0) {
+		registry_holder_free(&models);
+		return 1;
+	}
 	if (cfg.audit_db != NULL) {
 		env.audit = audit_open(cfg.audit_db, cfg.audit_queue, err,
 		    sizeof(err));
@@ -424,6 +495,13 @@ main(int argc, char **argv)
 			registry_holder_free(&models);
 			return 1;
 		}
+		if (cfg.audit_sync)
+			audit_set_durable(env.audit);
+		audit_set_retention(env.audit, (unsigned)cfg.retain_days);
+	} else if (cfg.audit_sync) {
+		fprintf(stderr, "mlfcgi: --audit-sync needs --audit-db\n");
+		registry_holder_free(&models);
+		return 2;
 	}
 	if (cfg.check) {
 		print_summary(&cfg, reg);
@@ -449,12 +527,6 @@ main(int argc, char **argv)
 			fprintf(stderr, "mlfcgi: %ld lines failed\n", failed);
 		rc = failed == 0 ? 0 : 1;
 	} else if (cfg.listen != NULL) {
-		listen_fd = serve_listen(cfg.listen, err, sizeof(err));
-		if (listen_fd < 0) {
-			fprintf(stderr, "mlfcgi: %s\n", err);
-			rc = 1;
-			goto done;
-		}
 		rc = run_fastcgi(&cfg, &env, &src, listen_fd);
 	} else if (serve_spawned())
 		rc = run_fastcgi(&cfg, &env, &src, 0);
@@ -463,8 +535,7 @@ main(int argc, char **argv)
 done:
 	audit_close(env.audit);
 	registry_holder_free(&models);
-	if (cfg.listen != NULL && listen_fd > 0 &&
-	    strchr(cfg.listen, ':') == NULL)
-		unlink(cfg.listen);
+	if (listen_fd > 0)
+		serve_unlisten(cfg.listen, listen_fd);
 	return rc;
 }

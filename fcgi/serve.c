@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* Per-thread memory, reused for every request. */
@@ -256,19 +257,59 @@ serve_cgi(const struct route_env *env, size_t max_body)
 	return wrote ? 0 : -1;
 }
 
-int
-serve_listen(const char *addr, char *err, size_t errlen)
+/* Returns 1 if something accepts connections on the unix socket path. */
+static int
+serve_socket_in_use(const char *path)
 {
+	struct sockaddr_un sa;
+	int fd, in_use;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		return 0;
+	in_use = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return in_use;
+}
+
+/* The unix socket this process created, to remove only that at exit. */
+static struct stat serve_sock_st;
+
+int
+serve_listen(const char *addr, const char *mode, char *err, size_t errlen)
+{
+	int is_path = strchr(addr, ':') == NULL;
 	struct stat st;
+	unsigned long m = 0;
+	char *end;
 	int fd;
 
 	FCGX_Init();
-	/* A unix socket left behind by a previous run would make bind()
-	 * fail; remove it, but never remove anything that is not a socket. */
-	if (strchr(addr, ':') == NULL && stat(addr, &st) == 0) {
+	if (mode != NULL) {
+		m = strtoul(mode, &end, 8);
+		if (*mode == '\0' || *end != '\0' || m > 07777) {
+			snprintf(err, errlen, "--socket-mode %s: expected an "
+			    "octal mode such as 0660", mode);
+			return -1;
+		}
+	}
+	/* A socket left behind by a process that is gone would make bind()
+	 * fail; remove it. One that still answers belongs to a running
+	 * server: refuse, rather than steal its path. Never remove anything
+	 * that is not a socket. */
+	if (is_path && stat(addr, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen, "%s exists and is not a socket",
 			    addr);
+			return -1;
+		}
+		if (serve_socket_in_use(addr)) {
+			snprintf(err, errlen, "%s is in use by another "
+			    "process", addr);
 			return -1;
 		}
 		unlink(addr);
@@ -279,7 +320,28 @@ serve_listen(const char *addr, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
+	if (is_path) {
+		if (mode != NULL && chmod(addr, (mode_t)m) < 0) {
+			snprintf(err, errlen, "%s: chmod: %s", addr,
+			    strerror(errno));
+			close(fd);
+			return -1;
+		}
+		stat(addr, &serve_sock_st);
+	}
 	return fd;
+}
+
+void
+serve_unlisten(const char *addr, int fd)
+{
+	struct stat st;
+
+	close(fd);
+	if (addr != NULL && strchr(addr, ':') == NULL &&
+	    stat(addr, &st) == 0 && st.st_dev == serve_sock_st.st_dev &&
+	    st.st_ino == serve_sock_st.st_ino)
+		unlink(addr);
 }
 
 int

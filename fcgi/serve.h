@@ -30,8 +30,14 @@ void	*serve_thread(void *pool);
 int	serve_cgi(const struct route_env *env, size_t max_body);
 
 /* Opens a FastCGI listening socket on "HOST:PORT", ":PORT" or a unix
- * socket path. Returns the fd, or -1 with a message in err. */
-int	serve_listen(const char *addr, char *err, size_t errlen);
+ * socket path (with mode, octal, if not NULL). A unix socket path that
+ * another process still answers on is refused, not taken over. Returns the
+ * fd, or -1 with a message in err. */
+int	serve_listen(const char *addr, const char *mode, char *err,
+	    size_t errlen);
+/* Closes fd and, for a unix socket, removes the path if it is still the
+ * socket this process created. */
+void	serve_unlisten(const char *addr, int fd);
 
 /* Returns 1 if fd 0 is a FastCGI listening socket (spawned by a web
  * server), 0 if this is a CGI invocation. */

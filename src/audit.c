@@ -26,6 +26,11 @@ struct audit {
 	size_t		  count;
 	int		  closing;
 	int		  healthy;	/* last commit succeeded */
+	pthread_cond_t	  committed;	/* broadcast after each commit */
+	unsigned long long next_ticket;	/* the last ticket handed out */
+	unsigned long long done_ticket;	/* every ticket <= it is committed */
+	unsigned	  retain_days;
+	int		  durable;
 	char		  last_error[128];
 	struct audit_stats stats;
 
@@ -34,6 +39,7 @@ struct audit {
 	sqlite3		 *db;
 	sqlite3_stmt	 *insert;
 	long		  pid;
+	int64_t		  pruned_at;	/* monotonic ms of the last prune */
 };
 
 static int64_t
@@ -182,6 +188,30 @@ fail:
 	return -1;
 }
 
+/* Deletes rows older than the retention, 5000 at a time so that no
+ * transaction holds the lock long; at most once a minute. Writer thread
+ * only. */
+static void
+audit_prune(struct audit *a, unsigned days)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t now = audit_now_ms();
+	char cutoff[64];
+
+	if (a->pruned_at != 0 && now - a->pruned_at < 60000)
+		return;
+	a->pruned_at = now;
+	audit_format_ts(request_wall_ms() - (int64_t)days * 86400000, cutoff);
+	if (sqlite3_prepare_v2(a->db, "DELETE FROM predictions WHERE id IN "
+	    "(SELECT id FROM predictions WHERE ts < ? ORDER BY id LIMIT 5000)",
+	    -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, cutoff, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(a->db) > 0)
+		sqlite3_reset(st);
+	sqlite3_finalize(st);
+}
+
 /* Removes and frees the n oldest rows. Caller holds the lock. */
 static void
 audit_pop(struct audit *a, size_t n)
@@ -203,6 +233,7 @@ audit_writer(void *arg)
 	struct audit_row *batch[AUDIT_BATCH_MAX];
 	int64_t failing_since = 0;
 	long backoff = 10;
+	int durable, full_sync = 0;
 	char why[sizeof(a->last_error)];
 
 	pthread_mutex_lock(&a->lock);
@@ -211,8 +242,23 @@ audit_writer(void *arg)
 		uint64_t t0, t1;
 		int rc;
 
-		while (a->count == 0 && !a->closing)
-			pthread_cond_wait(&a->nonempty, &a->lock);
+		while (a->count == 0 && !a->closing) {
+			struct timespec until;
+
+			if (a->retain_days > 0) {
+				unsigned days = a->retain_days;
+
+				pthread_mutex_unlock(&a->lock);
+				audit_prune(a, days);
+				pthread_mutex_lock(&a->lock);
+				if (a->count > 0 || a->closing)
+					break;
+			}
+			/* Wake at least once a minute to prune. */
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 60;
+			pthread_cond_timedwait(&a->nonempty, &a->lock, &until);
+		}
 		if (a->count == 0)
 			break;
 		/* Only this thread removes rows, and producers only add at
@@ -220,7 +266,14 @@ audit_writer(void *arg)
 		n = a->count < AUDIT_BATCH_MAX ? a->count : AUDIT_BATCH_MAX;
 		for (i = 0; i < n; i++)
 			batch[i] = a->ring[(a->head + i) % a->capacity];
+		durable = a->durable;
 		pthread_mutex_unlock(&a->lock);
+
+		if (durable && !full_sync) {
+			sqlite3_exec(a->db, "PRAGMA synchronous=FULL", NULL,
+			    NULL, NULL);
+			full_sync = 1;
+		}
 
 		t0 = request_now_ns();
 		rc = audit_write_batch(a, batch, n, why, sizeof(why));
@@ -229,11 +282,21 @@ audit_writer(void *arg)
 		pthread_mutex_lock(&a->lock);
 		if (rc == 0) {
 			audit_pop(a, n);
+			a->done_ticket += n;
+			pthread_cond_broadcast(&a->committed);
 			a->stats.written += n;
 			a->stats.last_commit_us = (t1 - t0) / 1000;
 			a->healthy = 1;
 			failing_since = 0;
 			backoff = 10;
+			if (a->retain_days > 0) {
+				/* Busy or not, prune (at most once a minute). */
+				unsigned days = a->retain_days;
+
+				pthread_mutex_unlock(&a->lock);
+				audit_prune(a, days);
+				pthread_mutex_lock(&a->lock);
+			}
 			continue;
 		}
 		a->stats.failures++;
@@ -270,6 +333,7 @@ audit_destroy(struct audit *a)
 	sqlite3_close(a->db);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->nonempty);
+	pthread_cond_destroy(&a->committed);
 	free(a->ring);
 	free(a);
 }
@@ -285,6 +349,7 @@ audit_open(const char *path, size_t capacity, char *err, size_t errlen)
 	a->healthy = 1;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->nonempty, NULL);
+	pthread_cond_init(&a->committed, NULL);
 	if (audit_open_db(a, path, err, errlen) < 0)
 		goto fail;
 	if (pthread_create(&a->thread, NULL, audit_writer, a) != 0) {
@@ -312,6 +377,15 @@ audit_copy(char **p, const char *s)
 int
 audit_enqueue(struct audit *a, const struct audit_row *row)
 {
+	unsigned long long ticket;
+
+	return audit_enqueue_ticket(a, row, &ticket);
+}
+
+int
+audit_enqueue_ticket(struct audit *a, const struct audit_row *row,
+    unsigned long long *ticket)
+{
 	size_t size = sizeof(struct audit_row) + strlen(row->request_id) +
 	    strlen(row->model) + strlen(row->version) + strlen(row->input) +
 	    strlen(row->output) + 5;
@@ -332,6 +406,7 @@ audit_enqueue(struct audit *a, const struct audit_row *row)
 		a->ring[(a->head + a->count) % a->capacity] = r;
 		a->count++;
 		a->stats.enqueued++;
+		*ticket = ++a->next_ticket;
 		pthread_cond_signal(&a->nonempty);
 	} else if (a->stats.dropped++ % 10000 == 0)
 		fprintf(stderr, "mlfcgi[%ld]: audit queue full (%zu rows): "
@@ -341,6 +416,45 @@ audit_enqueue(struct audit *a, const struct audit_row *row)
 	if (full)
 		free(r);
 	return full ? -1 : 0;
+}
+
+int
+audit_wait(struct audit *a, unsigned long long ticket, long timeout_ms)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L)
+		until.tv_sec++, until.tv_nsec -= 1000000000L;
+	pthread_mutex_lock(&a->lock);
+	while (a->done_ticket < ticket && rc == 0)
+		if (pthread_cond_timedwait(&a->committed, &a->lock, &until) ==
+		    ETIMEDOUT && a->done_ticket < ticket)
+			rc = -1;
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
+void
+audit_set_durable(struct audit *a)
+{
+	/* The writer applies it on its own connection, before its next
+	 * batch. */
+	pthread_mutex_lock(&a->lock);
+	a->durable = 1;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void
+audit_set_retention(struct audit *a, unsigned days)
+{
+	pthread_mutex_lock(&a->lock);
+	a->retain_days = days;
+	pthread_cond_signal(&a->nonempty);
+	pthread_mutex_unlock(&a->lock);
 }
 
 int

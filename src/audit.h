@@ -16,6 +16,11 @@
  *   could not write as dropped).
  * - Several processes may write one file: each commit waits for the lock
  *   (busy timeout) and is retried.
+ * - In durable mode (audit_set_durable), audit_wait() lets a request wait
+ *   until its rows are committed (synchronous=FULL), so an answer is sent
+ *   only for a prediction that is on disk; commits are still grouped.
+ * - With a retention of N days, the writer deletes rows older than that,
+ *   in small batches, at start and then at most once a minute.
  *
  * Shared state, all in struct audit behind `lock`: the queue, the counters
  * and the health flag. The SQLite connection belongs to the writer thread. */
@@ -61,8 +66,20 @@ struct audit *audit_open(const char *path, size_t capacity, char *err,
 	    size_t errlen);
 /* Copies the row into the queue (one allocation). Returns 0, or -1 when
  * the queue is full or closing (the row is then counted as dropped).
- * Thread-safe; never blocks on the disk. */
+ * Thread-safe; never blocks on the disk. audit_enqueue_ticket() also
+ * gives the row's ticket for audit_wait(). */
 int	audit_enqueue(struct audit *a, const struct audit_row *row);
+int	audit_enqueue_ticket(struct audit *a, const struct audit_row *row,
+	    unsigned long long *ticket);
+/* Waits until every row up to ticket is committed, at most timeout_ms.
+ * Returns 0 once they are, -1 on timeout. Thread-safe. */
+int	audit_wait(struct audit *a, unsigned long long ticket, long timeout_ms);
+/* Durable mode: synchronous=FULL, for callers that audit_wait(). Call
+ * before the first row. */
+void	audit_set_durable(struct audit *a);
+/* Deletes rows older than days (0: keep everything). Call before the
+ * first row. */
+void	audit_set_retention(struct audit *a, unsigned days);
 /* Returns 1 if the writer is keeping up (last commit succeeded and the
  * queue is not full), else 0 with the reason in why. Thread-safe. */
 int	audit_healthy(struct audit *a, char *why, size_t whylen);

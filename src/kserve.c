@@ -350,7 +350,7 @@ kserve_infer(struct route_call *c)
 		goto done;
 	}
 	if (predict_run(c, m, n) < 0) {
-		kserve_error(c, 500, "the model produced a non-finite output");
+		kserve_error(c, c->res->status, c->why);
 		goto done;
 	}
 	kserve_answer(c, m, n, cJSON_GetObjectItem(s->in.json, "id"),

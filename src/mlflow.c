@@ -113,6 +113,8 @@ mlflow_csv(struct route_call *c, const struct model *m)
 		mlflow_invalid(c);
 	else if (predict_run(c, m, n) == 0)
 		mlflow_answer(c, m, n);
+	else
+		mlflow_error(c, c->res->status, c->why);
 }
 
 /* The instances of a JSON body: exactly one of the four MLflow keys. */
@@ -199,6 +201,8 @@ mlflow_invocations(struct route_call *c)
 		mlflow_invalid(c);
 	else if (predict_run(c, m, n) == 0)
 		mlflow_answer(c, m, n);
+	else
+		mlflow_error(c, c->res->status, c->why);
 	cJSON_Delete(items);
 	input_free(&s->in);
 }

@@ -53,6 +53,23 @@ struct tree_node {
 	uint8_t		missing_left;	/* NaN (and unknown categories) go left */
 };
 
+/* A node of the fast walk (float32 ensembles of numeric splits, rows
+ * without a missing value): right iff x > thr in float32, where thr is the
+ * split's double threshold rounded down to a float, which for a float32 x
+ * is the same test as (double)x <= threshold. The children of a split are
+ * next and next + 1. A leaf is its own child (thr +inf, feature 0), so a
+ * walk may take more steps than its depth and stay on its leaf. */
+struct tree_fnode {
+	float		thr;
+	uint32_t	feature;
+	uint32_t	next;
+	uint32_t	value;		/* leaf: offset of its values */
+};
+
+/* Trees walked together, each step one node of each: independent walks
+ * keep several memory loads in flight. */
+#define TREE_GROUP 8
+
 struct tree_ensemble {
 	enum tree_agg	 agg;
 	enum tree_link	 link;
@@ -70,6 +87,10 @@ struct tree_ensemble {
 	uint32_t	*outputs;	/* n_trees: the score a tree adds to */
 	uint32_t	*words;		/* category bitsets */
 	void		*block;
+	/* The fast walk, or NULL (categorical splits, or float64 input): */
+	struct tree_fnode *fnodes;	/* every tree breadth first */
+	uint32_t	*froots;	/* n_trees root indices into fnodes */
+	uint16_t	*fsteps;	/* per TREE_GROUP trees: their depth */
 };
 
 /* Sizes of the arrays, counted before the one allocation. */
@@ -98,6 +119,7 @@ tree_free(void *p)
 	if (e == NULL)
 		return;
 	free(e->block);
+	free(e->fnodes);
 	free(e);
 }
 
@@ -519,6 +541,93 @@ tree_fill(struct tree_ensemble *e, const cJSON *trees, const cJSON *known,
 	return rc;
 }
 
+/* ------------------------------------------------------------ fast walk */
+
+/* The largest float not above t: for a float32 x, x <= t iff x <= it. */
+static float
+tree_f32_floor(double t)
+{
+	float f = (float)t;
+
+	return (double)f > t ? nextafterf(f, -INFINITY) : f;
+}
+
+/* Copies the tree rooted at root breadth first into fn[base...], at most
+ * max nodes, using queue and depth (max entries each) as work space.
+ * Returns the nodes written, or 0 if the tree has a categorical split,
+ * more than max reachable nodes (a node with two parents) or a depth over
+ * UINT16_MAX; *deepest is its depth. */
+static size_t
+tree_fast_one(const struct tree_ensemble *e, uint32_t root,
+    struct tree_fnode *fn, size_t base, size_t max, uint32_t *queue,
+    uint32_t *depth, uint32_t *deepest)
+{
+	size_t head, tail = 1;
+
+	queue[0] = root;
+	depth[0] = 0;
+	*deepest = 0;
+	for (head = 0; head < tail; head++) {
+		const struct tree_node *nd = &e->nodes[queue[head]];
+		struct tree_fnode *f = &fn[base + head];
+
+		if (nd->kind == NODE_LEAF) {
+			f->thr = INFINITY;
+			f->feature = 0;
+			f->next = (uint32_t)(base + head);
+			f->value = nd->left;
+			if (depth[head] > *deepest)
+				*deepest = depth[head];
+			continue;
+		}
+		if (nd->kind != NODE_NUMERIC || tail + 2 > max ||
+		    depth[head] >= UINT16_MAX)
+			return 0;
+		f->thr = tree_f32_floor(nd->u.threshold);
+		f->feature = nd->feature;
+		f->next = (uint32_t)(base + tail);
+		f->value = 0;
+		queue[tail] = nd->left;
+		queue[tail + 1] = nd->right;
+		depth[tail] = depth[tail + 1] = depth[head] + 1;
+		tail += 2;
+	}
+	return tail;
+}
+
+/* Builds the fast walk of a filled float32 ensemble of n_nodes numeric
+ * nodes; leaves it off (fnodes NULL) if a tree does not fit. */
+static void
+tree_fast_build(struct tree_ensemble *e, size_t n_nodes)
+{
+	size_t groups = (e->n_trees + TREE_GROUP - 1) / TREE_GROUP;
+	size_t used = 0, t, n;
+	uint32_t *queue, *depth, deepest;
+
+	e->fnodes = xcalloc(1, n_nodes * sizeof(struct tree_fnode) +
+	    e->n_trees * sizeof(uint32_t) + groups * sizeof(uint16_t) + 1);
+	e->froots = (uint32_t *)(e->fnodes + n_nodes);
+	e->fsteps = (uint16_t *)(e->froots + e->n_trees);
+	queue = xcalloc(2 * n_nodes + 1, sizeof(uint32_t));
+	depth = queue + n_nodes;
+	for (t = 0; t < e->n_trees; t++) {
+		size_t end = t + 1 < e->n_trees ? e->roots[t + 1] : n_nodes;
+
+		n = tree_fast_one(e, e->roots[t], e->fnodes, used,
+		    end - e->roots[t], queue, depth, &deepest);
+		if (n == 0) {
+			free(e->fnodes);
+			e->fnodes = NULL;
+			break;
+		}
+		e->froots[t] = (uint32_t)used;
+		if (deepest > e->fsteps[t / TREE_GROUP])
+			e->fsteps[t / TREE_GROUP] = (uint16_t)deepest;
+		used += n;
+	}
+	free(queue);
+}
+
 /* ------------------------------------------------------------ loading */
 
 /* Returns the index of s in names (NULL-terminated), or -1. */
@@ -673,6 +782,10 @@ tree_load(const cJSON *json, struct model *m, struct model_err *err)
 		goto fail;
 	if (tree_fill(e, trees, known, m->n_inputs, &sz, err) < 0)
 		goto fail;
+	if (e->f32)
+		tree_fast_build(e, sz.nodes);
+	/* Per row: the float32 row and each tree's leaf. */
+	m->est_scratch = (m->n_inputs + 1) / 2 + (e->n_trees + 1) / 2 + 1;
 	return e;
 fail:
 	tree_free(e);
@@ -724,6 +837,68 @@ tree_leaf(const struct tree_ensemble *e, uint32_t root, const double *x)
 	return e->values + nd->left;
 }
 
+/* Converts row x (n values) to float32 into xf. Returns 0, or -1 if a
+ * value is missing (NaN). */
+static int
+tree_f32_row(const double *x, size_t n, float *xf)
+{
+	size_t i;
+	int nan = 0;
+
+	for (i = 0; i < n; i++) {
+		xf[i] = (float)x[i];
+		nan |= isnan(x[i]);
+	}
+	return nan ? -1 : 0;
+}
+
+/* Walks the TREE_GROUP trees from t (those past n_trees walk tree t again)
+ * with the fast walk for the float32 row xf; leaf[k] gets the values'
+ * offset of tree t + k's leaf. */
+static void
+tree_fast_group(const struct tree_ensemble *e, size_t t, const float *xf,
+    uint32_t *leaf)
+{
+	const struct tree_fnode *fn = e->fnodes;
+	uint32_t at[TREE_GROUP];
+	size_t k, step, steps = e->fsteps[t / TREE_GROUP];
+
+	for (k = 0; k < TREE_GROUP; k++)
+		at[k] = e->froots[t + k < e->n_trees ? t + k : t];
+	for (step = 0; step < steps; step++)
+		for (k = 0; k < TREE_GROUP; k++) {
+			const struct tree_fnode *nd = &fn[at[k]];
+
+			at[k] = nd->next + (xf[nd->feature] > nd->thr);
+		}
+	for (k = 0; k < TREE_GROUP; k++)
+		leaf[k] = fn[at[k]].value;
+}
+
+/* Sets leaf[t] to the values' offset of tree t's leaf for row x, every
+ * tree; xf is room for the float32 row. */
+static void
+tree_leaves(const struct tree_ensemble *e, const struct model *m,
+    const double *x, float *xf, uint32_t *leaf)
+{
+	uint32_t group[TREE_GROUP];
+	size_t t, k;
+
+	if (e->fnodes == NULL || tree_f32_row(x, m->n_inputs, xf) < 0) {
+		for (t = 0; t < e->n_trees; t++)
+			leaf[t] = (uint32_t)(tree_leaf(e, e->roots[t], x) -
+			    e->values);
+		return;
+	}
+	for (t = 0; t + TREE_GROUP <= e->n_trees; t += TREE_GROUP)
+		tree_fast_group(e, t, xf, leaf + t);
+	if (t < e->n_trees) {
+		tree_fast_group(e, t, xf, group);
+		for (k = 0; t + k < e->n_trees; k++)
+			leaf[t + k] = group[k];
+	}
+}
+
 /* Returns the index of the first largest of p[0..n). */
 static size_t
 tree_argmax(const double *p, size_t n)
@@ -767,7 +942,7 @@ tree_softmax(enum tree_link link, const double *s, double *p, size_t n)
 
 static void
 tree_predict_mean(const struct tree_ensemble *e, const struct model *m,
-    const double *x, struct prediction *out)
+    const uint32_t *leaf, struct prediction *out)
 {
 	double one, *acc = m->task == MODEL_CLASSIFICATION ? out->proba : &one;
 	size_t t, k;
@@ -775,7 +950,7 @@ tree_predict_mean(const struct tree_ensemble *e, const struct model *m,
 	for (k = 0; k < e->n_out; k++)
 		acc[k] = 0;
 	for (t = 0; t < e->n_trees; t++) {
-		const double *v = tree_leaf(e, e->roots[t], x);
+		const double *v = e->values + leaf[t];
 
 		for (k = 0; k < e->n_out; k++)
 			acc[k] += v[k];
@@ -790,7 +965,7 @@ tree_predict_mean(const struct tree_ensemble *e, const struct model *m,
 
 static void
 tree_predict_sum(const struct tree_ensemble *e, const struct model *m,
-    const double *x, struct prediction *out)
+    const uint32_t *leaf, struct prediction *out)
 {
 	double one, *s = m->task == MODEL_CLASSIFICATION ? out->scores : &one;
 	double *p = out->proba;
@@ -799,8 +974,7 @@ tree_predict_sum(const struct tree_ensemble *e, const struct model *m,
 	for (k = 0; k < e->n_out; k++)
 		s[k] = e->base[k];
 	for (t = 0; t < e->n_trees; t++)
-		s[e->outputs[t]] += e->learning_rate *
-		    *tree_leaf(e, e->roots[t], x);
+		s[e->outputs[t]] += e->learning_rate * e->values[leaf[t]];
 	if (e->link == LINK_IDENTITY) {
 		out->value = one;
 		return;
@@ -813,16 +987,20 @@ tree_predict_sum(const struct tree_ensemble *e, const struct model *m,
 	out->class_index = tree_argmax(p, m->n_classes);
 }
 
+/* out->work holds the float32 row, then a leaf offset per tree. */
 static void
 tree_predict(const void *est, const struct model *m, const double *x,
     struct prediction *out)
 {
 	const struct tree_ensemble *e = est;
+	float *xf = (float *)out->work;
+	uint32_t *leaf = (uint32_t *)(out->work + (m->n_inputs + 1) / 2);
 
+	tree_leaves(e, m, x, xf, leaf);
 	if (e->agg == AGG_MEAN)
-		tree_predict_mean(e, m, x, out);
+		tree_predict_mean(e, m, leaf, out);
 	else
-		tree_predict_sum(e, m, x, out);
+		tree_predict_sum(e, m, leaf, out);
 }
 
 const struct estimator_ops model_tree_ops = {

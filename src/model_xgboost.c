@@ -59,8 +59,24 @@ struct xgb_node {
 	uint32_t	left;
 };
 
+/* A node of the fast walk (rows without a missing value): right iff
+ * x > thr, where thr is the float below the split's threshold, which for
+ * a float x is the same test as !(x < threshold). Children as in
+ * xgb_node. A leaf is its own child (thr +inf, feature 0), so a walk may
+ * take more steps than its depth and stay on its leaf. */
+struct xgb_fnode {
+	float		thr;
+	uint32_t	feature;
+	uint32_t	next;
+	float		value;		/* leaf value */
+};
+
+/* Trees walked together, each step one node of each: independent walks
+ * keep several memory loads in flight. */
+#define XGB_GROUP 8
+
 /* A whole model in one allocation: this header, then nodes, then the
- * trees' roots and groups. */
+ * trees' roots and groups; the fast walk in a second one. */
 struct xgb {
 	enum xgb_link	 link;
 	size_t		 n_groups;	/* margins: classes, or 1 */
@@ -69,6 +85,8 @@ struct xgb {
 	float		 base_margin;
 	uint32_t	*roots;		/* n_trees node indices */
 	uint32_t	*groups;	/* n_trees margin indices */
+	struct xgb_fnode *fast;		/* n_nodes, or NULL: none */
+	uint16_t	*steps;		/* per XGB_GROUP trees: their depth */
 	struct xgb_node	 nodes[];
 };
 
@@ -438,7 +456,52 @@ xgb_count(const cJSON *trees, const cJSON *info, size_t n_groups,
 static void
 xgb_free(void *p)
 {
-	free(p);
+	struct xgb *x = p;
+
+	if (x != NULL)
+		free(x->fast);
+	free(x);
+}
+
+/* Builds the fast walk of a flattened model; leaves it off (fast NULL) if
+ * a tree is deeper than UINT16_MAX. */
+static void
+xgb_fast_build(struct xgb *x)
+{
+	size_t groups = (x->n_trees + XGB_GROUP - 1) / XGB_GROUP, t, i;
+	uint16_t *depth = xcalloc(x->n_nodes + 1, sizeof(uint16_t));
+
+	x->fast = xcalloc(1, x->n_nodes * sizeof(struct xgb_fnode) +
+	    groups * sizeof(uint16_t) + 1);
+	x->steps = (uint16_t *)(x->fast + x->n_nodes);
+	for (t = 0; t < x->n_trees && x->fast != NULL; t++) {
+		size_t end = t + 1 < x->n_trees ? x->roots[t + 1] : x->n_nodes;
+		uint16_t *steps = &x->steps[t / XGB_GROUP];
+
+		depth[x->roots[t]] = 0;
+		for (i = x->roots[t]; i < end; i++) {
+			const struct xgb_node *n = &x->nodes[i];
+			struct xgb_fnode *f = &x->fast[i];
+
+			if (n->split == XGB_LEAF) {
+				*f = (struct xgb_fnode){ INFINITY, 0,
+				    (uint32_t)i, n->value };
+				if (depth[i] > *steps)
+					*steps = depth[i];
+				continue;
+			}
+			if (depth[i] == UINT16_MAX) {
+				free(x->fast);
+				x->fast = NULL;
+				break;
+			}
+			*f = (struct xgb_fnode){ nextafterf(n->value, -INFINITY),
+			    n->split & XGB_FEATURE, n->left, 0 };
+			depth[n->left] = depth[n->left + 1] =
+			    (uint16_t)(depth[i] + 1);
+		}
+	}
+	free(depth);
 }
 
 /* Builds the flat model from the trees and tree_info members of json
@@ -489,7 +552,16 @@ xgb_build(const cJSON *json, const char *path, size_t n_inputs,
 	}
 	x->n_nodes = used;
 	xgb_raw_free(&r);
+	xgb_fast_build(x);
 	return x;
+}
+
+/* The doubles of per-row work memory: the row in float32, then a leaf
+ * value per tree. */
+static size_t
+xgb_scratch(size_t n_inputs, size_t n_trees)
+{
+	return (n_inputs + 1) / 2 + (n_trees + 1) / 2 + 1;
 }
 
 /* ---- our format: "estimator": {"type": "xgboost", ...} ------------------- */
@@ -537,6 +609,7 @@ xgb_load(const cJSON *json, struct model *m, struct model_err *err)
 		return NULL;
 	x->link = obj->link;
 	x->base_margin = margin;
+	m->est_scratch = xgb_scratch(m->n_inputs, x->n_trees);
 	return x;
 }
 
@@ -557,6 +630,56 @@ xgb_leaf(const struct xgb *x, size_t t, const double *in)
 		n = &x->nodes[n->left + (uint32_t)right];
 	}
 	return n->value;
+}
+
+/* Walks the XGB_GROUP trees from t (those past n_trees walk tree t again)
+ * with the fast walk for the float row xf; leaf[k] gets tree t + k's leaf
+ * value. */
+static void
+xgb_fast_group(const struct xgb *x, size_t t, const float *xf, float *leaf)
+{
+	const struct xgb_fnode *fn = x->fast;
+	uint32_t at[XGB_GROUP];
+	size_t k, step, steps = x->steps[t / XGB_GROUP];
+
+	for (k = 0; k < XGB_GROUP; k++)
+		at[k] = x->roots[t + k < x->n_trees ? t + k : t];
+	for (step = 0; step < steps; step++)
+		for (k = 0; k < XGB_GROUP; k++) {
+			const struct xgb_fnode *nd = &fn[at[k]];
+
+			at[k] = nd->next + (xf[nd->feature] > nd->thr);
+		}
+	for (k = 0; k < XGB_GROUP; k++)
+		leaf[k] = fn[at[k]].value;
+}
+
+/* Sets leaf[t] to tree t's leaf value for row in (n values), every tree;
+ * xf is room for the row in float32. */
+static void
+xgb_leaves(const struct xgb *x, const double *in, size_t n, float *xf,
+    float *leaf)
+{
+	float group[XGB_GROUP];
+	size_t t, k;
+	int nan = 0;
+
+	for (k = 0; k < n; k++) {
+		xf[k] = (float)in[k];
+		nan |= isnan(in[k]);
+	}
+	if (x->fast == NULL || nan) {
+		for (t = 0; t < x->n_trees; t++)
+			leaf[t] = xgb_leaf(x, t, in);
+		return;
+	}
+	for (t = 0; t + XGB_GROUP <= x->n_trees; t += XGB_GROUP)
+		xgb_fast_group(x, t, xf, leaf + t);
+	if (t < x->n_trees) {
+		xgb_fast_group(x, t, xf, group);
+		for (k = 0; t + k < x->n_trees; k++)
+			leaf[t + k] = group[k];
+	}
 }
 
 /* XGBoost's float32 sigmoid, with its clamp of exp's argument. */
@@ -584,7 +707,7 @@ xgb_argmax(const double *v, size_t n)
  * in float32 as XGBoost does; then softmax as XGBoost's: float max and
  * exponentials, a double sum, float division. */
 static void
-xgb_predict_multi(const struct xgb *x, const double *in,
+xgb_predict_multi(const struct xgb *x, const float *leaf,
     struct prediction *out)
 {
 	double *p = out->proba, wsum = 0;
@@ -596,7 +719,7 @@ xgb_predict_multi(const struct xgb *x, const double *in,
 	for (t = 0; t < x->n_trees; t++) {
 		float s = (float)p[x->groups[t]];
 
-		s += xgb_leaf(x, t, in);
+		s += leaf[t];
 		p[x->groups[t]] = s;
 	}
 	if (x->link == XGB_SOFTMAX)
@@ -616,20 +739,24 @@ xgb_predict_multi(const struct xgb *x, const double *in,
 		out->class_index = xgb_argmax(p, x->n_groups);
 }
 
+/* out->work holds the float row, then a leaf value per tree. */
 static void
 xgb_predict(const void *est, const struct model *m, const double *in,
     struct prediction *out)
 {
 	const struct xgb *x = est;
 	float s = x->base_margin, p;
+	float *xf = (float *)out->work;
+	float *leaf = (float *)(out->work + (m->n_inputs + 1) / 2);
 	size_t t;
 
+	xgb_leaves(x, in, m->n_inputs, xf, leaf);
 	if (x->n_groups > 1) {
-		xgb_predict_multi(x, in, out);
+		xgb_predict_multi(x, leaf, out);
 		return;
 	}
 	for (t = 0; t < x->n_trees; t++)
-		s += xgb_leaf(x, t, in);
+		s += leaf[t];
 	if (x->link == XGB_IDENTITY) {
 		out->value = s;
 		return;
@@ -922,6 +1049,7 @@ model_xgboost_build(const cJSON *root, struct model *m, const char *origin,
 		return -1;
 	x->link = obj->link;
 	x->base_margin = margin;
+	m->est_scratch = xgb_scratch(n_features, x->n_trees);
 	m->est = x;
 	m->est_ops = &model_xgboost_ops;
 	snprintf(desc, sizeof(desc), "XGBoost %d.%d model: %s, %zu trees",

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
+/* How long a request waits for its audit rows in durable mode. */
+#define PREDICT_SYNC_WAIT_MS 10000
+
 /* The member that makes a request a batch. */
 #define PREDICT_BATCH_KEY "instances"
 
@@ -285,8 +288,9 @@ predict_run(struct route_call *c, const struct model *m, size_t n)
 		}
 		model_predict(m, row, scratch, &out);
 		if (model_output_finite(m, &out) < 0) {
-			response_error(c->res, 500, "The model produced a "
-			    "non-finite output for this input");
+			c->why = "The model produced a non-finite output for "
+			    "this input";
+			response_error(c->res, 500, c->why);
 			return -1;
 		}
 		predict_pack(m, &out, res);
@@ -305,8 +309,12 @@ predict_run(struct route_call *c, const struct model *m, size_t n)
 		c->res->x_cache = hits == n ? "hit" : hits == 0 ? "miss" :
 		    "partial";
 	metrics_predictions(m, n, hits);
-	if (c->env->audit != NULL)
-		predict_audit(c, m, n);
+	if (c->env->audit != NULL && predict_audit(c, m, n) < 0) {
+		c->why = "The audit log cannot be written: the prediction was "
+		    "not recorded";
+		response_error(c->res, 503, c->why);
+		return -1;
+	}
 	return 0;
 }
 
@@ -350,10 +358,12 @@ predict_answer(struct route_call *c, const struct model *m, size_t n,
 	buf_putc(b, '}');
 }
 
-void
+int
 predict_audit(struct route_call *c, const struct model *m, size_t n)
 {
 	struct route_scratch *s = c->s;
+	unsigned long long ticket = 0;
+	int rc = 0;
 	uint64_t start = c->req->start_ns ? c->req->start_ns :
 	    request_now_ns();
 	struct audit_row ar;
@@ -375,8 +385,14 @@ predict_audit(struct route_call *c, const struct model *m, size_t n)
 		ar.cached = s->cached[i];
 		ar.input = s->row_json.data;
 		ar.output = s->tmp.data;
-		audit_enqueue(c->env->audit, &ar);
+		if (audit_enqueue_ticket(c->env->audit, &ar, &ticket) < 0)
+			rc = -1;
 	}
+	/* Durable mode: answer only once the rows are committed. */
+	if (c->env->audit_sync && (rc < 0 || audit_wait(c->env->audit, ticket,
+	    PREDICT_SYNC_WAIT_MS) < 0))
+		return -1;
+	return 0;
 }
 
 int

@@ -24,6 +24,7 @@ struct route_env {
 	struct audit		*audit;		/* NULL: audit log off */
 	size_t			 max_body;	/* for the 413 message */
 	size_t			 max_batch;	/* most instances per request */
+	int			 audit_sync;	/* answer after the row commits */
 };
 
 /* Per-thread working memory, reused from request to request so that the
@@ -52,6 +53,7 @@ struct route_call {
 	struct response		*res;
 	struct route_scratch	*s;
 	const struct model	*model;		/* set by route_model() */
+	const char		*why;		/* predict_run's failure */
 	struct {
 		const char	*s;
 		size_t		 n;
@@ -85,7 +87,8 @@ const struct model *route_find_model(struct route_call *c, int *status,
  * predict_rows_alloc: room for n rows (and the model's scratch), to fill
  *   directly with validated values.
  * predict_run: predicts n rows (through the model's cache), renders each
- *   instance's canonical output, and queues the audit rows.
+ *   instance's canonical output, and queues the audit rows (in durable
+ *   mode, waits for them to be committed); on failure c->why says why.
  * predict_result: instance i's numbers after predict_run (proba and
  *   scores point into scratch memory valid until the next request).
  * predict_unprocessable: answers 422 with the collected errors. */
@@ -98,7 +101,7 @@ int	predict_run(struct route_call *c, const struct model *m, size_t n);
 size_t	predict_result_width(const struct model *m);
 void	predict_result(const struct route_call *c, const struct model *m,
 	    size_t i, struct prediction *out);
-void	predict_audit(struct route_call *c, const struct model *m, size_t n);
+int	predict_audit(struct route_call *c, const struct model *m, size_t n);
 void	predict_unprocessable(struct route_call *c);
 
 /* The handlers, one per endpoint. */

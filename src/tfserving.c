@@ -133,6 +133,8 @@ tfs_predict(struct route_call *c)
 		goto invalid;
 	if (predict_run(c, m, n) == 0)
 		tfs_answer(c, m, n);
+	else
+		tfs_error(c, c->res->status, c->why);
 	goto done;
 invalid:
 	{

@@ -29,7 +29,7 @@ run_cgi() {
 	    ${MLFCGI_MAX_BATCH:+MLFCGI_MAX_BATCH="$MLFCGI_MAX_BATCH"} "$MLFCGI_BIN"
 }
 
-echo "1..33"
+echo "1..41"
 
 out=$("$MLFCGI_BIN" --help); ok $? "--help exits 0"
 grep -q -- '--audit-db' <<<"$out"; ok $? "--help lists --audit-db"
@@ -112,7 +112,7 @@ out=$(printf '%s\n' '{"features":[5.1,3.5,1.4,0.2]}' | "$MLFCGI_BIN" --model "$M
 [ "$rc" -eq 0 ] && [ "$(jq -r .prediction <<<"$out")" = 0 ]; ok $? "--predict - reads standard input"
 
 # --listen, audit, SIGTERM. cgi-fcgi (libfcgi-bin) is the FastCGI client.
-port=$(( 20000 + RANDOM % 20000 ))
+port=$(( 20000 + RANDOM % 12000 ))  # below the ephemeral range
 "$MLFCGI_BIN" --model "$MODEL" --listen "127.0.0.1:$port" \
     --audit-db "$tmp/audit.db" --threads 3 2>"$tmp/err" &
 pid=$!
@@ -150,5 +150,63 @@ for _ in $(seq 50); do
 done
 grep -q '"status":"healthy"' <<<"$out"; ok $? "FastCGI over a unix socket: /health"
 kill -TERM "$pid"; wait "$pid"; pid=
+
+# A unix socket that another mlfcgi still serves is refused, not stolen,
+# and stopping the first removes only its own socket.
+"$MLFCGI_BIN" --model "$MODEL" --listen "$tmp/own.sock" --socket-mode 0660 2>>"$tmp/err" &
+first=$!
+for _ in $(seq 50); do [ -S "$tmp/own.sock" ] && break; sleep 0.1; done
+sleep 0.2
+out=$("$MLFCGI_BIN" --model "$MODEL" --listen "$tmp/own.sock" 2>&1); rc=$?
+[ "$rc" -eq 1 ] && grep -q 'in use by another process' <<<"$out"; ok $? "a socket in use is refused ($out)"
+m=$(stat -c %a "$tmp/own.sock"); [ "$m" = 660 ]; ok $? "--socket-mode 0660 sets the socket's mode ($m)"
+kill -TERM "$first"; wait "$first"
+[ ! -e "$tmp/own.sock" ]; ok $? "a clean stop removes its own socket"
+
+# --user: started as root, serve and write the audit log as that user.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+	mkdir -p "$tmp/u" && chmod 777 "$tmp/u" && chmod 755 "$tmp"
+	"$MLFCGI_BIN" --model "$MODEL" --listen "$tmp/u/u.sock" --user nobody \
+	    --audit-db "$tmp/u/audit.db" 2>>"$tmp/err" &
+	upid=$!
+	for _ in $(seq 50); do [ -S "$tmp/u/u.sock" ] && break; sleep 0.1; done
+	sleep 0.2
+	who=$(ps -o user= -p "$upid" | tr -d ' ')
+	owner=$(stat -c %U "$tmp/u/audit.db" 2>/dev/null)
+	kill -TERM "$upid"; wait "$upid"
+	[ "$who" = nobody ] && [ "$owner" = nobody ]; ok $? "--user nobody: process and audit log belong to nobody ($who, $owner)"
+else
+	ok 0 "--user: # SKIP needs root and a nobody user"
+fi
+
+# Retention: rows older than --audit-retain-days are deleted by the writer.
+sqlite3 "$tmp/keep.db" < "$SRCDIR/sql/schema.sql"
+sqlite3 "$tmp/keep.db" "INSERT INTO predictions (ts, request_id, model, version, input, output, latency_us, pid) VALUES
+  ('2020-01-01T00:00:00.000Z', 'old', 'iris', '1', '{}', '{}', 1, 1),
+  (strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 days'), 'recent', 'iris', '1', '{}', '{}', 1, 1)"
+out=$(printf '%s\n' '{"features":[5.1,3.5,1.4,0.2]}' | "$MLFCGI_BIN" --model "$MODEL" \
+    --audit-db "$tmp/keep.db" --audit-retain-days 30 --predict - )
+left=$(sqlite3 "$tmp/keep.db" "SELECT group_concat(request_id) FROM (SELECT request_id FROM predictions ORDER BY id)")
+[ "$left" = "recent,line-1" ]; ok $? "--audit-retain-days 30 deletes older rows only ($left)"
+
+# --audit-sync: the answer comes after the row is committed, so a kill -9
+# right after it loses nothing.
+"$MLFCGI_BIN" --model "$MODEL" --listen "127.0.0.1:$((port + 1))" \
+    --audit-db "$tmp/sync.db" --audit-sync 2>>"$tmp/err" &
+spid=$!
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null && break; sleep 0.1; done
+got=0
+for i in $(seq 20); do
+	out=$(printf '%s' "$body" | env -i REQUEST_METHOD=POST SCRIPT_NAME=/predict \
+	    CONTENT_TYPE=application/json CONTENT_LENGTH=${#body} HTTP_X_REQUEST_ID="sync-$i" \
+	    cgi-fcgi -bind -connect "127.0.0.1:$((port + 1))")
+	grep -q '^Status: 200' <<<"$out" && got=$((got + 1))
+done
+kill -9 "$spid"; wait "$spid" 2>/dev/null
+rows=$(sqlite3 "$tmp/sync.db" "SELECT count(*) FROM predictions WHERE request_id LIKE 'sync-%'")
+[ "$got" = 20 ] && [ "$rows" = 20 ]; ok $? "--audit-sync: 20 answered, kill -9, 20 rows ($got, $rows)"
+[ "$(sqlite3 "$tmp/sync.db" 'PRAGMA integrity_check')" = ok ]; ok $? "after kill -9 the audit log passes integrity_check"
+out=$("$MLFCGI_BIN" --model "$MODEL" --audit-sync --check 2>&1); [ $? -eq 2 ]
+ok $? "--audit-sync without --audit-db is a usage error"
 
 [ "$failed" -eq 0 ]

@@ -261,7 +261,9 @@ port_in_use() {
 free_port() {
     local i p
     for i in $(seq 1 200); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        # Below the kernel's ephemeral range (32768-60999 here), so that
+        # no client connection can hold the port between check and bind.
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
         port_in_use "$p" || { echo "$p"; return 0; }
     done
     return 1

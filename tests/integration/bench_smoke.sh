@@ -1,0 +1,61 @@
+#!/bin/bash
+# tests/integration/bench_smoke.sh: `bench/run --smoke` still works. A guard
+# against the benchmark rotting; it asserts no timing, only that the run
+# completes, that every contender was measured without errors or skipped
+# with a reason, and that the results file has its sections.
+#
+# Env: MLFCGI_BIN, SRCDIR, BUILDDIR (as for every integration test): the
+# smoke measures that binary and builds nothing. Needs wrk (skips without).
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "1..0 # SKIP wrk not installed (Debian package wrk)"
+    exit 0
+fi
+RUN=$SRCDIR/bench/run
+[ -x "$RUN" ] || bail_out "missing $RUN"
+[ -x "$MLFCGI_BIN" ] || bail_out "mlfcgi binary not found or not executable: $MLFCGI_BIN"
+
+CONTENDERS="static fcgi-ceiling mlfcgi-iris mlfcgi-iris-audit mlfcgi-iris-audit-sync
+    mlfcgi-rf100 mlfcgi-rf100-audit fastapi-iris-1w fastapi-iris-2w
+    fastapi-rf100-1w fastapi-rf100-2w audit-writer"
+
+plan 3
+make_tmp
+OUT=$TEST_TMP/out RES=$TEST_TMP/RESULTS.md
+BENCH_RESULTS=$RES timeout -k 10 150 "$RUN" --smoke >"$OUT" 2>"$TEST_TMP/err" </dev/null
+rc=$?
+track_log "$OUT"
+track_log "$TEST_TMP/err"
+is "$rc" 0 "bench/run --smoke exits 0 ($(grep -o 'done in [0-9]* s' "$OUT"))"
+
+# Each contender: a line per run with errors=0 (and its peak RSS), or one
+# "skipped: <reason>" line.
+bad=""
+for n in $CONTENDERS; do
+    if grep -Eq "^bench: $n skipped: .+" "$OUT"; then
+        continue
+    elif [ "$n" = audit-writer ]; then
+        grep -Eq "^bench: audit-writer rows=[0-9]+ rows_per_s=[0-9]+ " "$OUT" || bad="$bad $n"
+    elif ! grep -Eq "^bench: $n c=[0-9]+ runs=[0-9]+ rps=[0-9.]+ p50=[0-9.]+ms p99=[0-9.]+ms errors=0$" "$OUT" ||
+         grep -Eq "^bench: $n c=.* errors=[1-9]" "$OUT" ||
+         ! grep -Eq "^bench: $n peak_rss=[0-9.]+MB procs=[1-9]" "$OUT"; then
+        bad="$bad $n"
+    fi
+done
+is "${bad# }" "" "every contender measured without errors, or skipped with a reason"
+
+# The results file: its sections, and a row for every contender.
+missing=""
+for s in '## Machine' '## Versions' '## Settings' '## Results' '## Ratios' \
+         '## Targets' '## Audit writer on its own' 'In-process rows/s: see the model benchmark' '## Notes'; do
+    grep -qF -- "$s" "$RES" 2>/dev/null || missing="$missing [$s]"
+done
+for n in $CONTENDERS; do
+    [ "$n" = audit-writer ] && continue
+    grep -q "^| $n |" "$RES" 2>/dev/null || missing="$missing [row $n]"
+done
+is "${missing# }" "" "the results file has every section and a row per contender"
+
+done_testing
