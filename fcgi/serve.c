@@ -73,16 +73,25 @@ serve_path(const char *script_name, const char *path_info)
 typedef int (*serve_read_fn)(void *stream, char *buf, int n);
 
 /* Reads the body into c->body: at most max bytes. Sets *too_large (and
- * reads nothing more) when CONTENT_LENGTH, or the stream, exceeds max. */
+ * reads nothing more) when CONTENT_LENGTH, or the stream, exceeds max;
+ * sets *error when CONTENT_LENGTH is malformed or the body ends short of
+ * it (a truncated upload must not become a prediction). */
 static void
 serve_read_body(struct serve_conn *c, const char *clen, size_t max,
-    serve_read_fn rd, void *stream, int *too_large)
+    serve_read_fn rd, void *stream, int *too_large, const char **error)
 {
 	long long want = serve_content_length(clen);
 	size_t limit;
 
 	buf_reset(&c->body);
 	*too_large = 0;
+	*error = NULL;
+	if (want < 0 && clen != NULL && *clen != '\0') {
+		*error = "Malformed Content-Length";
+		buf_reserve(&c->body, 0);
+		c->body.data[0] = '\0';
+		return;
+	}
 	if (want >= 0 && (unsigned long long)want > max) {
 		*too_large = 1;
 		return;
@@ -104,7 +113,8 @@ serve_read_body(struct serve_conn *c, const char *clen, size_t max,
 	if (c->body.len > max) {
 		*too_large = 1;
 		c->body.len = 0;
-	}
+	} else if (want >= 0 && c->body.len < (size_t)want)
+		*error = "The request body is shorter than its Content-Length";
 	buf_reserve(&c->body, 0);
 	c->body.data[c->body.len] = '\0';
 }
@@ -148,7 +158,7 @@ serve_one(const struct route_env *env, struct serve_conn *c,
 	req.content_type = getparam("CONTENT_TYPE", penv);
 	req.request_id = getparam("HTTP_X_REQUEST_ID", penv);
 	serve_read_body(c, getparam("CONTENT_LENGTH", penv), max_body, rd,
-	    stream, &req.body_too_large);
+	    stream, &req.body_too_large, &req.body_error);
 	req.body = c->body.data;
 	req.body_len = c->body.len;
 

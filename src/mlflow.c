@@ -174,13 +174,15 @@ mlflow_invocations(struct route_call *c)
 		return;
 	}
 	verrs_reset(&s->errs);
-	if (mlflow_is_csv(c->req->content_type) && !c->req->body_too_large) {
+	if (mlflow_is_csv(c->req->content_type) && !c->req->body_too_large &&
+	    c->req->body_error == NULL) {
 		mlflow_csv(c, m);
 		return;
 	}
 	if (predict_check_body(c, 1) < 0) {
 		mlflow_error(c, c->res->status, c->res->status == 413 ?
-		    "request body too large" : "send application/json or "
+		    "request body too large" : c->res->status == 400 ?
+		    c->req->body_error : "send application/json or "
 		    "text/csv");
 		return;
 	}

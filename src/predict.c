@@ -310,8 +310,8 @@ predict_run(struct route_call *c, const struct model *m, size_t n)
 		    "partial";
 	metrics_predictions(m, n, hits);
 	if (c->env->audit != NULL && predict_audit(c, m, n) < 0) {
-		c->why = "The audit log cannot be written: the prediction was "
-		    "not recorded";
+		c->why = "The audit log cannot be written now: the "
+		    "prediction is not confirmed as recorded";
 		response_error(c->res, 503, c->why);
 		return -1;
 	}
@@ -388,10 +388,18 @@ predict_audit(struct route_call *c, const struct model *m, size_t n)
 		if (audit_enqueue_ticket(c->env->audit, &ar, &ticket) < 0)
 			rc = -1;
 	}
-	/* Durable mode: answer only once the rows are committed. */
-	if (c->env->audit_sync && (rc < 0 || audit_wait(c->env->audit, ticket,
-	    PREDICT_SYNC_WAIT_MS) < 0))
-		return -1;
+	/* Durable mode: answer only once the rows are committed; with the
+	 * writer already failing, say so at once rather than wait. */
+	if (c->env->audit_sync) {
+		char why[128];
+
+		if (rc < 0 || !audit_healthy(c->env->audit, why, sizeof(why)))
+			return -1;
+		if (audit_wait(c->env->audit, ticket, PREDICT_SYNC_WAIT_MS) < 0)
+			return -1;
+	}
+	/* Otherwise a row the full queue refused is dropped and counted
+	 * (see audit.h); the answer still goes out. */
 	return 0;
 }
 
@@ -405,6 +413,10 @@ predict_check_body(struct route_call *c, int json_only)
 		snprintf(msg, sizeof(msg), "Request body is larger than the "
 		    "limit of %zu bytes", c->env->max_body);
 		response_error(c->res, 413, msg);
+		return -1;
+	}
+	if (c->req->body_error != NULL) {
+		response_error(c->res, 400, c->req->body_error);
 		return -1;
 	}
 	kind = predict_body_kind(c->req->content_type);

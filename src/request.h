@@ -22,6 +22,9 @@ struct request {
 	const char	*body;		/* NUL-terminated; body_len bytes */
 	size_t		 body_len;
 	int		 body_too_large; /* front stopped reading at the limit */
+	const char	*body_error;	/* static: why the body is unusable
+					 * (short of its Content-Length, a
+					 * malformed length), or NULL */
 	uint64_t	 start_ns;	/* request_now_ns() when accepted, or 0 */
 };
 

@@ -98,7 +98,8 @@ tfs_predict(struct route_call *c)
 	}
 	if (predict_check_body(c, 1) < 0) {
 		tfs_error(c, c->res->status, c->res->status == 413 ?
-		    "request body too large" : "send application/json");
+		    "request body too large" : c->res->status == 400 ?
+		    c->req->body_error : "send application/json");
 		return;
 	}
 	input_free(&s->in);

@@ -24,7 +24,7 @@ L. The database write-locked for 10 s by another sqlite3 process:
    requests are answered meanwhile, /ready goes 503 after the 5 s busy
    timeout, every row lands after the lock is released; the same with
    --audit-sync (a request waits at most 10 s for its row; every 200
-   answered has its row).
+   answered has its row; what the 503s and the probes get is reported).
 
 Needs root (mount, losetup, chattr, setpriv) for F and R; without it
 those parts are skipped. Env: MLFCGI_BIN, SRCDIR, BUILDDIR. Needs:
@@ -389,7 +389,7 @@ def part_lock():
     m = up(start(db, name='lock'), d)
     sync = '--audit-sync' in fc.mlfcgi_help(BIN)
     dbs = os.path.join(tmp, 'lock-sync.db')
-    ms = up(start(dbs, ['--audit-sync', '--threads', '16'],
+    ms = up(start(dbs, ['--audit-sync', '--threads', '4'],
                   name='lock-sync'), d) if sync else None
     pre = send(m, 'l-pre', 20)
     if ms:
@@ -403,7 +403,13 @@ def part_lock():
     poll = ReadyPoller(m)
     if ms:
         sload = fc.Load(ms.addr, 'ls', 8)
-    time.sleep(10)
+    time.sleep(3)
+    if ms:
+        # 8 clients, 4 request threads, each waiting for its row.
+        t1 = time.monotonic()
+        health = fc.get(ms.addr, '/health', timeout=3)
+        health_s = time.monotonic() - t1
+    time.sleep(max(0, 10 - (time.monotonic() - probe.t0)))
     held = lock.release()
     if lock_s:
         held_s = lock_s.release()
@@ -446,6 +452,11 @@ def part_lock():
              d, held_s, st))
     t.ok(st.get(200, 0) > 0, '%s: requests answered 200 once the lock is '
          'released (%d)' % (d, st.get(200, 0)))
+    t.todo(health.status == 200, '%s: /health is answered during the lock, '
+           'with more clients than request threads (got %s after %.1f s)' % (
+               d, health.status or health.error, health_s),
+           'policy: every request thread waits up to 10 s for its row, so '
+           'nothing else is answered')
     wait_for(lambda: drained(ms), 10)
     check_landed(dbs, sload.acked, '%s: every 200' % d)
     counts = fc.row_counts(dbs) or {}

@@ -47,9 +47,9 @@ run_case() {
     PRED_OK=0
     MOUNT=$prefix
     export MLFCGI_PORT=$port MLFCGI_STATE_DIR=$state MLFCGI_WWW=$TEST_TMP/www \
-           MLFCGI_PREFIX=$prefix MLFCGI_BACKEND=$backend MLFCGI_USER=www-data
+           MLFCGI_PREFIX=$prefix MLFCGI_BACKEND=$backend MLFCGI_NGINX_USER=www-data
     render_conf "$CONF" "$state/nginx.conf" MLFCGI_PORT MLFCGI_STATE_DIR MLFCGI_WWW \
-        MLFCGI_PREFIX MLFCGI_BACKEND MLFCGI_USER
+        MLFCGI_PREFIX MLFCGI_BACKEND MLFCGI_NGINX_USER
     nginx -t -c "$state/nginx.conf" >"$state/nginx-t.log" 2>&1
     ok "$d: nginx -t accepts the rendered fcgi/nginx.conf" test $? -eq 0
 

@@ -180,6 +180,17 @@ def expect(p, desc, body, ct=JSON_CT, status=422, types=None, mlfcgi=True,
     return st, rh, rb
 
 
+def peak_rss(pid):
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return '?'
+
+
 def check_tools():
     for cmd in ('lighttpd', 'sqlite3'):
         if shutil.which(cmd) is None:
@@ -327,6 +338,7 @@ def main():
     expect(b, 'B: a batch of 1,000,000 rows under --max-body: too_long '
            '(--max-batch 1000)', batch, types=['too_long'])
     del batch
+    t.diag('B: mlfcgi peak memory after these cases: %s' % peak_rss(b.m.pid))
 
     # Content-Length shorter than the body: lighttpd takes Content-Length
     # bytes as the body (mlfcgi: invalid JSON) and the rest as the next
