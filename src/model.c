@@ -50,19 +50,56 @@ model_scratch_size(const struct model *m)
 	    m->est_scratch;
 }
 
+/* Sets out up in scratch and preprocesses row into its start, the
+ * estimator's input. */
+static void
+model_setup(const struct model *m, const double *row, double *scratch,
+    struct prediction *out)
+{
+	out->proba = scratch + m->n_inputs;
+	out->scores = out->proba + m->n_classes;
+	out->work = out->scores + m->n_scores + m->prep.scratch;
+	prep_apply(&m->prep, row, scratch, out->scores + m->n_scores);
+	out->value = 0;
+	out->class_index = 0;
+}
+
 void
 model_predict(const struct model *m, const double *row, double *scratch,
     struct prediction *out)
 {
-	double *x = scratch;
+	model_setup(m, row, scratch, out);
+	m->est_ops->predict(m->est, m, scratch, out);
+}
 
-	out->proba = x + m->n_inputs;
-	out->scores = out->proba + m->n_classes;
-	out->work = out->scores + m->n_scores + m->prep.scratch;
-	prep_apply(&m->prep, row, x, out->scores + m->n_scores);
-	out->value = 0;
-	out->class_index = 0;
-	m->est_ops->predict(m->est, m, x, out);
+void
+model_predict_rows(const struct model *m, const double *rows, size_t n,
+    double *scratch, struct prediction *out)
+{
+	double *x = scratch, *proba = x + n * m->n_inputs;
+	double *scores = proba + n * m->n_classes;
+	double *work = scores + n * m->n_scores, *prep = work + n *
+	    m->est_scratch;
+	size_t i;
+
+	if (m->est_predict_rows == NULL) {
+		for (i = 0; i < n; i++)
+			model_predict(m, rows + i * m->schema.n,
+			    scratch + i * model_scratch_size(m), &out[i]);
+		return;
+	}
+	/* Each part for all rows together: inputs, probabilities, scores,
+	 * work memory, then one preprocessing scratch. */
+	for (i = 0; i < n; i++) {
+		out[i].proba = proba + i * m->n_classes;
+		out[i].scores = scores + i * m->n_scores;
+		out[i].work = work + i * m->est_scratch;
+		out[i].value = 0;
+		out[i].class_index = 0;
+		prep_apply(&m->prep, rows + i * m->schema.n, x + i * m->n_inputs,
+		    prep);
+	}
+	m->est_predict_rows(m->est, m, x, m->n_inputs, n, out);
 }
 
 int

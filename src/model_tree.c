@@ -56,19 +56,24 @@ struct tree_node {
 /* A node of the fast walk (float32 ensembles of numeric splits, rows
  * without a missing value): right iff x > thr in float32, where thr is the
  * split's double threshold rounded down to a float, which for a float32 x
- * is the same test as (double)x <= threshold. The children of a split are
- * next and next + 1. A leaf is its own child (thr +inf, feature 0), so a
- * walk may take more steps than its depth and stay on its leaf. */
+ * is the same test as (double)x <= threshold. The children of node i are
+ * i + delta and i + delta + 1. A leaf is its own child (delta 0, thr +inf,
+ * feature 0), so a walk may take more steps than its depth and stay on
+ * its leaf; its values' offset is in the ensemble's fleaf[i]. Eight bytes,
+ * so that more of a tree stays in the caches. */
 struct tree_fnode {
 	float		thr;
-	uint32_t	feature;
-	uint32_t	next;
-	uint32_t	value;		/* leaf: offset of its values */
+	uint16_t	feature;
+	uint16_t	delta;
 };
 
-/* Trees walked together, each step one node of each: independent walks
- * keep several memory loads in flight. */
+/* Walks taken together, each step one node of each, so that several
+ * memory loads are in flight: trees for one row (model_predict()), rows
+ * for one tree (model_predict_rows()). */
 #define TREE_GROUP 8
+#define TREE_ROWS 8
+/* Rows that tree_predict_rows() walks through one tree before the next. */
+#define TREE_BLOCK 4096
 
 struct tree_ensemble {
 	enum tree_agg	 agg;
@@ -89,8 +94,12 @@ struct tree_ensemble {
 	void		*block;
 	/* The fast walk, or NULL (categorical splits, or float64 input): */
 	struct tree_fnode *fnodes;	/* every tree breadth first */
+	uint32_t	*fleaf;		/* per node: a leaf's values' offset */
 	uint32_t	*froots;	/* n_trees root indices into fnodes */
-	uint16_t	*fsteps;	/* per TREE_GROUP trees: their depth */
+	/* Steps every walk needs (the least leaf depth) and may need (the
+	 * depth): per TREE_GROUP trees, and per tree. */
+	uint16_t	*gsure, *gsteps;
+	uint16_t	*tsure, *tsteps;
 };
 
 /* Sizes of the arrays, counted before the one allocation. */
@@ -103,6 +112,9 @@ struct tree_scratch {
 	long	*feature, *left, *right, *missing;
 	double	*threshold, *value;
 };
+
+static void	tree_predict_rows(const void *, const struct model *,
+		    const double *, size_t, size_t, struct prediction *);
 
 static const char *const tree_keys[] = { "type", "aggregation", "input_dtype",
 	"n_outputs", "link", "base", "learning_rate", "known_categories",
@@ -552,41 +564,40 @@ tree_f32_floor(double t)
 	return (double)f > t ? nextafterf(f, -INFINITY) : f;
 }
 
-/* Copies the tree rooted at root breadth first into fn[base...], at most
- * max nodes, using queue and depth (max entries each) as work space.
- * Returns the nodes written, or 0 if the tree has a categorical split,
- * more than max reachable nodes (a node with two parents) or a depth over
- * UINT16_MAX; *deepest is its depth. */
+/* Copies the tree rooted at root breadth first into e->fnodes[base...],
+ * at most max nodes, using queue and depth (max entries each) as work
+ * space. Returns the nodes written, or 0 if the tree has a categorical
+ * split, more than max reachable nodes (a node with two parents), a level
+ * too wide for delta or a depth over UINT16_MAX; *sure and *steps are its
+ * least and greatest leaf depths. */
 static size_t
-tree_fast_one(const struct tree_ensemble *e, uint32_t root,
-    struct tree_fnode *fn, size_t base, size_t max, uint32_t *queue,
-    uint32_t *depth, uint32_t *deepest)
+tree_fast_one(struct tree_ensemble *e, uint32_t root, size_t base, size_t max,
+    uint32_t *queue, uint32_t *depth, uint16_t *sure, uint16_t *steps)
 {
 	size_t head, tail = 1;
 
 	queue[0] = root;
 	depth[0] = 0;
-	*deepest = 0;
+	*sure = UINT16_MAX;
+	*steps = 0;
 	for (head = 0; head < tail; head++) {
 		const struct tree_node *nd = &e->nodes[queue[head]];
-		struct tree_fnode *f = &fn[base + head];
+		struct tree_fnode *f = &e->fnodes[base + head];
 
 		if (nd->kind == NODE_LEAF) {
-			f->thr = INFINITY;
-			f->feature = 0;
-			f->next = (uint32_t)(base + head);
-			f->value = nd->left;
-			if (depth[head] > *deepest)
-				*deepest = depth[head];
+			*f = (struct tree_fnode){ INFINITY, 0, 0 };
+			e->fleaf[base + head] = nd->left;
+			if (depth[head] < *sure)
+				*sure = (uint16_t)depth[head];
+			if (depth[head] > *steps)
+				*steps = (uint16_t)depth[head];
 			continue;
 		}
 		if (nd->kind != NODE_NUMERIC || tail + 2 > max ||
-		    depth[head] >= UINT16_MAX)
+		    tail - head > UINT16_MAX || depth[head] >= UINT16_MAX)
 			return 0;
-		f->thr = tree_f32_floor(nd->u.threshold);
-		f->feature = nd->feature;
-		f->next = (uint32_t)(base + tail);
-		f->value = 0;
+		*f = (struct tree_fnode){ tree_f32_floor(nd->u.threshold),
+		    (uint16_t)nd->feature, (uint16_t)(tail - head) };
 		queue[tail] = nd->left;
 		queue[tail + 1] = nd->right;
 		depth[tail] = depth[tail + 1] = depth[head] + 1;
@@ -601,28 +612,38 @@ static void
 tree_fast_build(struct tree_ensemble *e, size_t n_nodes)
 {
 	size_t groups = (e->n_trees + TREE_GROUP - 1) / TREE_GROUP;
-	size_t used = 0, t, n;
-	uint32_t *queue, *depth, deepest;
+	size_t used = 0, t, n, g;
+	uint32_t *queue, *depth;
 
 	e->fnodes = xcalloc(1, n_nodes * sizeof(struct tree_fnode) +
-	    e->n_trees * sizeof(uint32_t) + groups * sizeof(uint16_t) + 1);
-	e->froots = (uint32_t *)(e->fnodes + n_nodes);
-	e->fsteps = (uint16_t *)(e->froots + e->n_trees);
+	    (n_nodes + e->n_trees) * sizeof(uint32_t) +
+	    2 * (groups + e->n_trees) * sizeof(uint16_t) + 1);
+	e->fleaf = (uint32_t *)(e->fnodes + n_nodes);
+	e->froots = e->fleaf + n_nodes;
+	e->gsure = (uint16_t *)(e->froots + e->n_trees);
+	e->gsteps = e->gsure + groups;
+	e->tsure = e->gsteps + groups;
+	e->tsteps = e->tsure + e->n_trees;
+	for (g = 0; g < groups; g++)
+		e->gsure[g] = UINT16_MAX;
 	queue = xcalloc(2 * n_nodes + 1, sizeof(uint32_t));
 	depth = queue + n_nodes;
 	for (t = 0; t < e->n_trees; t++) {
 		size_t end = t + 1 < e->n_trees ? e->roots[t + 1] : n_nodes;
 
-		n = tree_fast_one(e, e->roots[t], e->fnodes, used,
-		    end - e->roots[t], queue, depth, &deepest);
+		g = t / TREE_GROUP;
+		n = tree_fast_one(e, e->roots[t], used, end - e->roots[t],
+		    queue, depth, &e->tsure[t], &e->tsteps[t]);
 		if (n == 0) {
 			free(e->fnodes);
 			e->fnodes = NULL;
 			break;
 		}
 		e->froots[t] = (uint32_t)used;
-		if (deepest > e->fsteps[t / TREE_GROUP])
-			e->fsteps[t / TREE_GROUP] = (uint16_t)deepest;
+		if (e->tsure[t] < e->gsure[g])
+			e->gsure[g] = e->tsure[t];
+		if (e->tsteps[t] > e->gsteps[g])
+			e->gsteps[g] = e->tsteps[t];
 		used += n;
 	}
 	free(queue);
@@ -784,8 +805,9 @@ tree_load(const cJSON *json, struct model *m, struct model_err *err)
 		goto fail;
 	if (e->f32)
 		tree_fast_build(e, sz.nodes);
-	/* Per row: the float32 row and each tree's leaf. */
-	m->est_scratch = (m->n_inputs + 1) / 2 + (e->n_trees + 1) / 2 + 1;
+	/* Per row: the float32 row and a sum. */
+	m->est_scratch = (m->n_inputs + 1) / 2 + 1;
+	m->est_predict_rows = tree_predict_rows;
 	return e;
 fail:
 	tree_free(e);
@@ -852,51 +874,81 @@ tree_f32_row(const double *x, size_t n, float *xf)
 	return nan ? -1 : 0;
 }
 
+/* One step of a fast walk at node at for the float32 row x. */
+static inline uint32_t
+tree_step(const struct tree_fnode *fn, uint32_t at, const float *x)
+{
+	const struct tree_fnode *nd = &fn[at];
+
+	return at + nd->delta + (x[nd->feature] > nd->thr);
+}
+
+/* Takes the TREE_GROUP fast walks at[k] of different trees for the float32
+ * row x, up to steps steps: sure steps, then more until no walk moves
+ * (every one is on its leaf). */
+static inline void
+tree_walk_trees(const struct tree_fnode *fn, const float *x, uint32_t *at,
+    size_t sure, size_t steps)
+{
+	uint32_t next, moved = 1;
+	size_t k, step;
+
+	for (step = 0; step < sure; step++) {
+#pragma GCC unroll 8	/* TREE_GROUP */
+		for (k = 0; k < TREE_GROUP; k++)
+			at[k] = tree_step(fn, at[k], x);
+	}
+	for (; step < steps && moved != 0; step++) {
+		moved = 0;
+#pragma GCC unroll 8	/* TREE_GROUP */
+		for (k = 0; k < TREE_GROUP; k++) {
+			next = tree_step(fn, at[k], x);
+			moved |= next ^ at[k];
+			at[k] = next;
+		}
+	}
+}
+
+/* The same for TREE_ROWS walks of one tree, for the rows row[k]. */
+static inline void
+tree_walk_rows(const struct tree_fnode *fn, const float *const *row,
+    uint32_t *at, size_t sure, size_t steps)
+{
+	uint32_t next, moved = 1;
+	size_t k, step;
+
+	for (step = 0; step < sure; step++) {
+#pragma GCC unroll 8	/* TREE_ROWS */
+		for (k = 0; k < TREE_ROWS; k++)
+			at[k] = tree_step(fn, at[k], row[k]);
+	}
+	for (; step < steps && moved != 0; step++) {
+		moved = 0;
+#pragma GCC unroll 8	/* TREE_ROWS */
+		for (k = 0; k < TREE_ROWS; k++) {
+			next = tree_step(fn, at[k], row[k]);
+			moved |= next ^ at[k];
+			at[k] = next;
+		}
+	}
+}
+
 /* Walks the TREE_GROUP trees from t (those past n_trees walk tree t again)
- * with the fast walk for the float32 row xf; leaf[k] gets the values'
- * offset of tree t + k's leaf. */
+ * for the float32 row xf; leaf[k] gets the values' offset of tree t + k's
+ * leaf. */
 static void
 tree_fast_group(const struct tree_ensemble *e, size_t t, const float *xf,
     uint32_t *leaf)
 {
-	const struct tree_fnode *fn = e->fnodes;
 	uint32_t at[TREE_GROUP];
-	size_t k, step, steps = e->fsteps[t / TREE_GROUP];
+	size_t k;
 
 	for (k = 0; k < TREE_GROUP; k++)
 		at[k] = e->froots[t + k < e->n_trees ? t + k : t];
-	for (step = 0; step < steps; step++)
-		for (k = 0; k < TREE_GROUP; k++) {
-			const struct tree_fnode *nd = &fn[at[k]];
-
-			at[k] = nd->next + (xf[nd->feature] > nd->thr);
-		}
+	tree_walk_trees(e->fnodes, xf, at, e->gsure[t / TREE_GROUP],
+	    e->gsteps[t / TREE_GROUP]);
 	for (k = 0; k < TREE_GROUP; k++)
-		leaf[k] = fn[at[k]].value;
-}
-
-/* Sets leaf[t] to the values' offset of tree t's leaf for row x, every
- * tree; xf is room for the float32 row. */
-static void
-tree_leaves(const struct tree_ensemble *e, const struct model *m,
-    const double *x, float *xf, uint32_t *leaf)
-{
-	uint32_t group[TREE_GROUP];
-	size_t t, k;
-
-	if (e->fnodes == NULL || tree_f32_row(x, m->n_inputs, xf) < 0) {
-		for (t = 0; t < e->n_trees; t++)
-			leaf[t] = (uint32_t)(tree_leaf(e, e->roots[t], x) -
-			    e->values);
-		return;
-	}
-	for (t = 0; t + TREE_GROUP <= e->n_trees; t += TREE_GROUP)
-		tree_fast_group(e, t, xf, leaf + t);
-	if (t < e->n_trees) {
-		tree_fast_group(e, t, xf, group);
-		for (k = 0; t + k < e->n_trees; k++)
-			leaf[t + k] = group[k];
-	}
+		leaf[k] = e->fleaf[at[k]];
 }
 
 /* Returns the index of the first largest of p[0..n). */
@@ -940,67 +992,197 @@ tree_softmax(enum tree_link link, const double *s, double *p, size_t n)
 		p[k] = exp(s[k] - lse);
 }
 
-static void
-tree_predict_mean(const struct tree_ensemble *e, const struct model *m,
-    const uint32_t *leaf, struct prediction *out)
+/* A row's work memory (out->work): the float32 row, then one double. */
+#define TREE_WORK_ONE(m)	(((m)->n_inputs + 1) / 2)
+
+/* Returns where a row's trees add up: a classifier's class distribution
+ * (mean) or raw scores (sum), else the double in its work memory. */
+static inline double *
+tree_acc(const struct tree_ensemble *e, const struct model *m,
+    const struct prediction *out)
 {
-	double one, *acc = m->task == MODEL_CLASSIFICATION ? out->proba : &one;
-	size_t t, k;
-
-	for (k = 0; k < e->n_out; k++)
-		acc[k] = 0;
-	for (t = 0; t < e->n_trees; t++) {
-		const double *v = e->values + leaf[t];
-
-		for (k = 0; k < e->n_out; k++)
-			acc[k] += v[k];
-	}
-	for (k = 0; k < e->n_out; k++)
-		acc[k] /= (double)e->n_trees;
-	if (m->task == MODEL_CLASSIFICATION)
-		out->class_index = tree_argmax(acc, e->n_out);
-	else
-		out->value = one;
+	if (m->task == MODEL_REGRESSION)
+		return out->work + TREE_WORK_ONE(m);
+	return e->agg == AGG_MEAN ? out->proba : out->scores;
 }
 
-static void
-tree_predict_sum(const struct tree_ensemble *e, const struct model *m,
-    const uint32_t *leaf, struct prediction *out)
+/* Sets a row's sums to their start, zeros or the base scores; returns
+ * them. */
+static double *
+tree_start(const struct tree_ensemble *e, const struct model *m,
+    struct prediction *out)
 {
-	double one, *s = m->task == MODEL_CLASSIFICATION ? out->scores : &one;
-	double *p = out->proba;
-	size_t t, k;
+	double *acc = tree_acc(e, m, out);
+	size_t k;
 
 	for (k = 0; k < e->n_out; k++)
-		s[k] = e->base[k];
-	for (t = 0; t < e->n_trees; t++)
-		s[e->outputs[t]] += e->learning_rate * e->values[leaf[t]];
-	if (e->link == LINK_IDENTITY) {
-		out->value = one;
+		acc[k] = e->agg == AGG_MEAN ? 0 : e->base[k];
+	return acc;
+}
+
+/* Adds tree t's leaf, its values at offset leaf, to acc. */
+static inline void
+tree_add(const struct tree_ensemble *e, double *acc, size_t t, uint32_t leaf)
+{
+	const double *v = e->values + leaf;
+	size_t k;
+
+	if (e->agg == AGG_SUM) {
+		acc[e->outputs[t]] += e->learning_rate * *v;
+		return;
+	}
+	for (k = 0; k < e->n_out; k++)
+		acc[k] += v[k];
+}
+
+/* Turns the sums in acc into the prediction. */
+static void
+tree_finish(const struct tree_ensemble *e, const struct model *m,
+    double *acc, struct prediction *out)
+{
+	double *p = out->proba;
+	size_t k;
+
+	if (e->agg == AGG_MEAN)
+		for (k = 0; k < e->n_out; k++)
+			acc[k] /= (double)e->n_trees;
+	if (m->task == MODEL_REGRESSION) {
+		out->value = acc[0];
+		return;
+	}
+	if (e->agg == AGG_MEAN) {
+		out->class_index = tree_argmax(acc, e->n_out);
 		return;
 	}
 	if (e->link == LINK_LOGISTIC) {
-		p[1] = 1.0 / (1.0 + exp(-s[0]));	/* scipy's expit */
+		p[1] = 1.0 / (1.0 + exp(-acc[0]));	/* scipy's expit */
 		p[0] = 1.0 - p[1];
 	} else
-		tree_softmax(e->link, s, p, e->n_out);
+		tree_softmax(e->link, acc, p, e->n_out);
 	out->class_index = tree_argmax(p, m->n_classes);
 }
 
-/* out->work holds the float32 row, then a leaf offset per tree. */
 static void
 tree_predict(const void *est, const struct model *m, const double *x,
     struct prediction *out)
 {
 	const struct tree_ensemble *e = est;
 	float *xf = (float *)out->work;
-	uint32_t *leaf = (uint32_t *)(out->work + (m->n_inputs + 1) / 2);
+	double *acc = tree_start(e, m, out);
+	uint32_t leaf[TREE_GROUP];
+	size_t t, k;
 
-	tree_leaves(e, m, x, xf, leaf);
-	if (e->agg == AGG_MEAN)
-		tree_predict_mean(e, m, leaf, out);
+	if (e->fnodes == NULL || tree_f32_row(x, m->n_inputs, xf) < 0)
+		for (t = 0; t < e->n_trees; t++)
+			tree_add(e, acc, t, (uint32_t)(tree_leaf(e,
+			    e->roots[t], x) - e->values));
 	else
-		tree_predict_sum(e, m, leaf, out);
+		for (t = 0; t < e->n_trees; t += TREE_GROUP) {
+			tree_fast_group(e, t, xf, leaf);
+			for (k = 0; k < TREE_GROUP && t + k < e->n_trees; k++)
+				tree_add(e, acc, t + k, leaf[k]);
+		}
+	tree_finish(e, m, acc, out);
+}
+
+/* Where tree_block() finds a row's float32 row and sums: row i's at
+ * xf + i * xf_stride and acc + i * acc_stride. */
+struct tree_rows {
+	const float	*xf;
+	double		*acc;
+	size_t		 xf_stride, acc_stride, n;
+};
+
+/* Walks tree t for the rows of r, TREE_ROWS at a time, and adds each
+ * one's leaf to its sums. */
+static void
+tree_fast_rows(const struct tree_ensemble *e, size_t t,
+    const struct tree_rows *r)
+{
+	const float *row[TREE_ROWS];
+	uint32_t at[TREE_ROWS];
+	size_t i, k, n = r->n;
+
+	for (i = 0; i < n; i += TREE_ROWS) {
+		for (k = 0; k < TREE_ROWS; k++) {
+			row[k] = r->xf + (i + k < n ? i + k : i) * r->xf_stride;
+			at[k] = e->froots[t];
+		}
+		tree_walk_rows(e->fnodes, row, at, e->tsure[t], e->tsteps[t]);
+		for (k = 0; k < TREE_ROWS && i + k < n; k++)
+			at[k] = e->fleaf[at[k]];
+		if (e->agg == AGG_SUM) {
+			double *acc = r->acc + e->outputs[t];
+
+			for (k = 0; k < TREE_ROWS && i + k < n; k++)
+				acc[(i + k) * r->acc_stride] +=
+				    e->learning_rate * e->values[at[k]];
+		} else
+			for (k = 0; k < TREE_ROWS && i + k < n; k++)
+				tree_add(e, r->acc + (i + k) * r->acc_stride,
+				    t, at[k]);
+	}
+}
+
+/* Returns 1 if a value of x[0..n) is missing (NaN), else 0. */
+static int
+tree_has_nan(const double *x, size_t n)
+{
+	size_t i;
+	int nan = 0;
+
+	for (i = 0; i < n; i++)
+		nan |= isnan(x[i]);
+	return nan;
+}
+
+/* Predicts the n rows of a block tree by tree: each tree's nodes are
+ * fetched once for the whole block. The rows with a missing value are
+ * walked too (where NaN leads does not matter) and then predicted again
+ * by tree_predict(). out is laid out as model_predict_rows() does: each
+ * part of a row follows the same part of the row before. */
+static void
+tree_block(const struct tree_ensemble *e, const struct model *m,
+    const double *x, size_t stride, size_t n, struct prediction *out)
+{
+	struct tree_rows r;
+	size_t i, t;
+
+	for (i = 0; i < n; i++) {
+		tree_f32_row(x + i * stride, m->n_inputs, (float *)out[i].work);
+		tree_start(e, m, &out[i]);
+	}
+	r.xf = (const float *)out[0].work;
+	r.xf_stride = 2 * m->est_scratch;
+	r.acc = tree_acc(e, m, &out[0]);
+	r.acc_stride = m->task == MODEL_REGRESSION ? m->est_scratch :
+	    e->agg == AGG_MEAN ? m->n_classes : m->n_scores;
+	r.n = n;
+	for (t = 0; t < e->n_trees; t++)
+		tree_fast_rows(e, t, &r);
+	for (i = 0; i < n; i++) {
+		if (tree_has_nan(x + i * stride, m->n_inputs))
+			tree_predict(e, m, x + i * stride, &out[i]);
+		else
+			tree_finish(e, m, tree_acc(e, m, &out[i]), &out[i]);
+	}
+}
+
+static void
+tree_predict_rows(const void *est, const struct model *m, const double *x,
+    size_t stride, size_t n, struct prediction *out)
+{
+	const struct tree_ensemble *e = est;
+	size_t b, i;
+
+	if (e->fnodes == NULL) {
+		for (i = 0; i < n; i++)
+			tree_predict(e, m, x + i * stride, &out[i]);
+		return;
+	}
+	for (b = 0; b < n; b += TREE_BLOCK)
+		tree_block(e, m, x + b * stride, stride,
+		    n - b < TREE_BLOCK ? n - b : TREE_BLOCK, out + b);
 }
 
 const struct estimator_ops model_tree_ops = {

@@ -61,19 +61,23 @@ struct xgb_node {
 
 /* A node of the fast walk (rows without a missing value): right iff
  * x > thr, where thr is the float below the split's threshold, which for
- * a float x is the same test as !(x < threshold). Children as in
- * xgb_node. A leaf is its own child (thr +inf, feature 0), so a walk may
- * take more steps than its depth and stay on its leaf. */
+ * a float x is the same test as !(x < threshold). The children of node i
+ * are i + delta and i + delta + 1. A leaf is its own child (delta 0, thr
+ * +inf, feature 0), so a walk may take more steps than its depth and stay
+ * on its leaf; its value is in the model's leaf[i]. Eight bytes, so that
+ * more of the trees stay in the caches. */
 struct xgb_fnode {
 	float		thr;
-	uint32_t	feature;
-	uint32_t	next;
-	float		value;		/* leaf value */
+	uint16_t	feature;
+	uint16_t	delta;
 };
 
-/* Trees walked together, each step one node of each: independent walks
- * keep several memory loads in flight. */
+/* Walks taken together, each step one node of each, so that several
+ * memory loads are in flight: trees for one row (xgb_predict()), rows for
+ * one tree (xgb_predict_rows()). */
 #define XGB_GROUP 8
+/* Rows that xgb_predict_rows() walks through one tree before the next. */
+#define XGB_BLOCK 4096
 
 /* A whole model in one allocation: this header, then nodes, then the
  * trees' roots and groups; the fast walk in a second one. */
@@ -86,7 +90,11 @@ struct xgb {
 	uint32_t	*roots;		/* n_trees node indices */
 	uint32_t	*groups;	/* n_trees margin indices */
 	struct xgb_fnode *fast;		/* n_nodes, or NULL: none */
-	uint16_t	*steps;		/* per XGB_GROUP trees: their depth */
+	float		*leaf;		/* n_nodes: a leaf's value */
+	/* Steps every walk needs (the least leaf depth) and may need (the
+	 * depth): per XGB_GROUP trees, and per tree. */
+	uint16_t	*gsure, *gsteps;
+	uint16_t	*tsure, *tsteps;
 	struct xgb_node	 nodes[];
 };
 
@@ -97,6 +105,9 @@ struct xgb_raw {
 	uint32_t *order;	/* new node -> XGBoost node */
 	unsigned char *seen;
 };
+
+static void	xgb_predict_rows(const void *, const struct model *,
+		    const double *, size_t, size_t, struct prediction *);
 
 static const cJSON *
 xgb_get(const cJSON *obj, const char *key)
@@ -463,43 +474,70 @@ xgb_free(void *p)
 	free(x);
 }
 
+/* Fills the fast walk of tree t (nodes [begin, end)), depth holding room
+ * for the depth of each node. Returns 0, or -1 if a split's children are
+ * more than UINT16_MAX nodes on or the tree is deeper than that. */
+static int
+xgb_fast_tree(struct xgb *x, size_t t, size_t begin, size_t end,
+    uint16_t *depth)
+{
+	size_t i;
+
+	x->tsure[t] = UINT16_MAX;
+	depth[begin] = 0;
+	for (i = begin; i < end; i++) {
+		const struct xgb_node *n = &x->nodes[i];
+
+		if (n->split == XGB_LEAF) {
+			x->fast[i] = (struct xgb_fnode){ INFINITY, 0, 0 };
+			x->leaf[i] = n->value;
+			if (depth[i] < x->tsure[t])
+				x->tsure[t] = depth[i];
+			if (depth[i] > x->tsteps[t])
+				x->tsteps[t] = depth[i];
+			continue;
+		}
+		if (depth[i] == UINT16_MAX || n->left - i > UINT16_MAX ||
+		    (n->split & XGB_FEATURE) > UINT16_MAX)
+			return -1;
+		x->fast[i] = (struct xgb_fnode){ nextafterf(n->value,
+		    -INFINITY), (uint16_t)(n->split & XGB_FEATURE),
+		    (uint16_t)(n->left - i) };
+		depth[n->left] = depth[n->left + 1] = (uint16_t)(depth[i] + 1);
+	}
+	return 0;
+}
+
 /* Builds the fast walk of a flattened model; leaves it off (fast NULL) if
- * a tree is deeper than UINT16_MAX. */
+ * a tree does not fit it. */
 static void
 xgb_fast_build(struct xgb *x)
 {
-	size_t groups = (x->n_trees + XGB_GROUP - 1) / XGB_GROUP, t, i;
+	size_t groups = (x->n_trees + XGB_GROUP - 1) / XGB_GROUP, t, g;
 	uint16_t *depth = xcalloc(x->n_nodes + 1, sizeof(uint16_t));
 
-	x->fast = xcalloc(1, x->n_nodes * sizeof(struct xgb_fnode) +
-	    groups * sizeof(uint16_t) + 1);
-	x->steps = (uint16_t *)(x->fast + x->n_nodes);
-	for (t = 0; t < x->n_trees && x->fast != NULL; t++) {
+	x->fast = xcalloc(1, x->n_nodes * (sizeof(struct xgb_fnode) +
+	    sizeof(float)) + 2 * (groups + x->n_trees) * sizeof(uint16_t) + 1);
+	x->leaf = (float *)(x->fast + x->n_nodes);
+	x->gsure = (uint16_t *)(x->leaf + x->n_nodes);
+	x->gsteps = x->gsure + groups;
+	x->tsure = x->gsteps + groups;
+	x->tsteps = x->tsure + x->n_trees;
+	for (g = 0; g < groups; g++)
+		x->gsure[g] = UINT16_MAX;
+	for (t = 0; t < x->n_trees; t++) {
 		size_t end = t + 1 < x->n_trees ? x->roots[t + 1] : x->n_nodes;
-		uint16_t *steps = &x->steps[t / XGB_GROUP];
 
-		depth[x->roots[t]] = 0;
-		for (i = x->roots[t]; i < end; i++) {
-			const struct xgb_node *n = &x->nodes[i];
-			struct xgb_fnode *f = &x->fast[i];
-
-			if (n->split == XGB_LEAF) {
-				*f = (struct xgb_fnode){ INFINITY, 0,
-				    (uint32_t)i, n->value };
-				if (depth[i] > *steps)
-					*steps = depth[i];
-				continue;
-			}
-			if (depth[i] == UINT16_MAX) {
-				free(x->fast);
-				x->fast = NULL;
-				break;
-			}
-			*f = (struct xgb_fnode){ nextafterf(n->value, -INFINITY),
-			    n->split & XGB_FEATURE, n->left, 0 };
-			depth[n->left] = depth[n->left + 1] =
-			    (uint16_t)(depth[i] + 1);
+		g = t / XGB_GROUP;
+		if (xgb_fast_tree(x, t, x->roots[t], end, depth) < 0) {
+			free(x->fast);
+			x->fast = NULL;
+			break;
 		}
+		if (x->tsure[t] < x->gsure[g])
+			x->gsure[g] = x->tsure[t];
+		if (x->tsteps[t] > x->gsteps[g])
+			x->gsteps[g] = x->tsteps[t];
 	}
 	free(depth);
 }
@@ -556,12 +594,12 @@ xgb_build(const cJSON *json, const char *path, size_t n_inputs,
 	return x;
 }
 
-/* The doubles of per-row work memory: the row in float32, then a leaf
- * value per tree. */
+/* The doubles of per-row work memory: the row in float32, then a
+ * margin. */
 static size_t
-xgb_scratch(size_t n_inputs, size_t n_trees)
+xgb_scratch(size_t n_inputs)
 {
-	return (n_inputs + 1) / 2 + (n_trees + 1) / 2 + 1;
+	return (n_inputs + 1) / 2 + 1;
 }
 
 /* ---- our format: "estimator": {"type": "xgboost", ...} ------------------- */
@@ -609,7 +647,8 @@ xgb_load(const cJSON *json, struct model *m, struct model_err *err)
 		return NULL;
 	x->link = obj->link;
 	x->base_margin = margin;
-	m->est_scratch = xgb_scratch(m->n_inputs, x->n_trees);
+	m->est_scratch = xgb_scratch(m->n_inputs);
+	m->est_predict_rows = xgb_predict_rows;
 	return x;
 }
 
@@ -632,54 +671,101 @@ xgb_leaf(const struct xgb *x, size_t t, const double *in)
 	return n->value;
 }
 
+/* One step of a fast walk at node at for the float row x. */
+static inline uint32_t
+xgb_step(const struct xgb_fnode *fn, uint32_t at, const float *x)
+{
+	const struct xgb_fnode *nd = &fn[at];
+
+	return at + nd->delta + (x[nd->feature] > nd->thr);
+}
+
+/* Takes the XGB_GROUP fast walks at[k] for the float rows row[k] (one row
+ * for several trees, or several rows for one tree), up to steps steps:
+ * sure steps, then more until no walk moves (every one is on its leaf). */
+static inline void
+xgb_walk(const struct xgb_fnode *fn, const float *const *row, uint32_t *at,
+    size_t sure, size_t steps)
+{
+	uint32_t next, moved = 1;
+	size_t k, step;
+
+	for (step = 0; step < sure; step++) {
+#pragma GCC unroll 8	/* XGB_GROUP */
+		for (k = 0; k < XGB_GROUP; k++)
+			at[k] = xgb_step(fn, at[k], row[k]);
+	}
+	for (; step < steps && moved != 0; step++) {
+		moved = 0;
+#pragma GCC unroll 8	/* XGB_GROUP */
+		for (k = 0; k < XGB_GROUP; k++) {
+			next = xgb_step(fn, at[k], row[k]);
+			moved |= next ^ at[k];
+			at[k] = next;
+		}
+	}
+}
+
 /* Walks the XGB_GROUP trees from t (those past n_trees walk tree t again)
- * with the fast walk for the float row xf; leaf[k] gets tree t + k's leaf
- * value. */
+ * for the float row xf; leaf[k] gets tree t + k's leaf value. */
 static void
 xgb_fast_group(const struct xgb *x, size_t t, const float *xf, float *leaf)
 {
-	const struct xgb_fnode *fn = x->fast;
+	const float *row[XGB_GROUP];
 	uint32_t at[XGB_GROUP];
-	size_t k, step, steps = x->steps[t / XGB_GROUP];
+	size_t k;
 
-	for (k = 0; k < XGB_GROUP; k++)
+	for (k = 0; k < XGB_GROUP; k++) {
+		row[k] = xf;
 		at[k] = x->roots[t + k < x->n_trees ? t + k : t];
-	for (step = 0; step < steps; step++)
-		for (k = 0; k < XGB_GROUP; k++) {
-			const struct xgb_fnode *nd = &fn[at[k]];
-
-			at[k] = nd->next + (xf[nd->feature] > nd->thr);
-		}
+	}
+	xgb_walk(x->fast, row, at, x->gsure[t / XGB_GROUP],
+	    x->gsteps[t / XGB_GROUP]);
 	for (k = 0; k < XGB_GROUP; k++)
-		leaf[k] = fn[at[k]].value;
+		leaf[k] = x->leaf[at[k]];
 }
 
-/* Sets leaf[t] to tree t's leaf value for row in (n values), every tree;
- * xf is room for the row in float32. */
+/* Walks tree t for the n float rows xf, xf + xf_stride, ..., XGB_GROUP
+ * at a time, and adds each one's leaf value to its margins at acc +
+ * i * acc_stride. */
 static void
-xgb_leaves(const struct xgb *x, const double *in, size_t n, float *xf,
-    float *leaf)
+xgb_fast_rows(const struct xgb *x, size_t t, const float *xf,
+    size_t xf_stride, double *acc, size_t acc_stride, size_t n)
 {
-	float group[XGB_GROUP];
-	size_t t, k;
+	const float *row[XGB_GROUP];
+	uint32_t at[XGB_GROUP];
+	size_t i, k;
+
+	acc += x->groups[t];
+	for (i = 0; i < n; i += XGB_GROUP) {
+		for (k = 0; k < XGB_GROUP; k++) {
+			row[k] = xf + (i + k < n ? i + k : i) * xf_stride;
+			at[k] = x->roots[t];
+		}
+		xgb_walk(x->fast, row, at, x->tsure[t], x->tsteps[t]);
+		for (k = 0; k < XGB_GROUP && i + k < n; k++) {
+			/* In float32, as XGBoost sums. */
+			float s = (float)acc[(i + k) * acc_stride];
+
+			s += x->leaf[at[k]];
+			acc[(i + k) * acc_stride] = s;
+		}
+	}
+}
+
+/* Converts row in (n values) to float into xf. Returns 0, or -1 if a value
+ * is missing (NaN). */
+static int
+xgb_float_row(const double *in, size_t n, float *xf)
+{
+	size_t k;
 	int nan = 0;
 
 	for (k = 0; k < n; k++) {
 		xf[k] = (float)in[k];
 		nan |= isnan(in[k]);
 	}
-	if (x->fast == NULL || nan) {
-		for (t = 0; t < x->n_trees; t++)
-			leaf[t] = xgb_leaf(x, t, in);
-		return;
-	}
-	for (t = 0; t + XGB_GROUP <= x->n_trees; t += XGB_GROUP)
-		xgb_fast_group(x, t, xf, leaf + t);
-	if (t < x->n_trees) {
-		xgb_fast_group(x, t, xf, group);
-		for (k = 0; t + k < x->n_trees; k++)
-			leaf[t + k] = group[k];
-	}
+	return nan ? -1 : 0;
 }
 
 /* XGBoost's float32 sigmoid, with its clamp of exp's argument. */
@@ -703,25 +789,51 @@ xgb_argmax(const double *v, size_t n)
 	return best;
 }
 
-/* One margin per group in p (floats held in doubles), summed tree by tree
- * in float32 as XGBoost does; then softmax as XGBoost's: float max and
- * exponentials, a double sum, float division. */
-static void
-xgb_predict_multi(const struct xgb *x, const float *leaf,
-    struct prediction *out)
+/* A row's work memory (out->work): the float row, then one double. */
+#define XGB_WORK_ONE(m)		(((m)->n_inputs + 1) / 2)
+
+/* Returns where a row's margins add up (floats held in doubles): the
+ * probabilities' place with several groups, else the double in its work
+ * memory. */
+static inline double *
+xgb_acc(const struct xgb *x, const struct model *m,
+    const struct prediction *out)
 {
-	double *p = out->proba, wsum = 0;
-	float wmax;
-	size_t k, t;
+	return x->n_groups > 1 ? out->proba : out->work + XGB_WORK_ONE(m);
+}
+
+/* Sets a row's margins to the base margin; returns them. */
+static double *
+xgb_start(const struct xgb *x, const struct model *m, struct prediction *out)
+{
+	double *acc = xgb_acc(x, m, out);
+	size_t k;
 
 	for (k = 0; k < x->n_groups; k++)
-		p[k] = x->base_margin;
-	for (t = 0; t < x->n_trees; t++) {
-		float s = (float)p[x->groups[t]];
+		acc[k] = x->base_margin;
+	return acc;
+}
 
-		s += leaf[t];
-		p[x->groups[t]] = s;
-	}
+/* Adds tree t's leaf value to its group's margin, in float32 as XGBoost
+ * sums. */
+static inline void
+xgb_add(const struct xgb *x, double *acc, size_t t, float leaf)
+{
+	float s = (float)acc[x->groups[t]];
+
+	s += leaf;
+	acc[x->groups[t]] = s;
+}
+
+/* Softmax of the margins in p as XGBoost's: float max and exponentials, a
+ * double sum, float division. */
+static void
+xgb_finish_multi(const struct xgb *x, double *p, struct prediction *out)
+{
+	double wsum = 0;
+	float wmax;
+	size_t k;
+
 	if (x->link == XGB_SOFTMAX)
 		out->class_index = xgb_argmax(p, x->n_groups);
 	wmax = (float)p[0];
@@ -739,24 +851,17 @@ xgb_predict_multi(const struct xgb *x, const float *leaf,
 		out->class_index = xgb_argmax(p, x->n_groups);
 }
 
-/* out->work holds the float row, then a leaf value per tree. */
+/* Turns the summed margins in acc into the prediction. */
 static void
-xgb_predict(const void *est, const struct model *m, const double *in,
+xgb_finish(const struct xgb *x, const struct model *m, double *acc,
     struct prediction *out)
 {
-	const struct xgb *x = est;
-	float s = x->base_margin, p;
-	float *xf = (float *)out->work;
-	float *leaf = (float *)(out->work + (m->n_inputs + 1) / 2);
-	size_t t;
+	float s = (float)acc[0], p;
 
-	xgb_leaves(x, in, m->n_inputs, xf, leaf);
 	if (x->n_groups > 1) {
-		xgb_predict_multi(x, leaf, out);
+		xgb_finish_multi(x, acc, out);
 		return;
 	}
-	for (t = 0; t < x->n_trees; t++)
-		s += leaf[t];
 	if (x->link == XGB_IDENTITY) {
 		out->value = s;
 		return;
@@ -774,6 +879,83 @@ xgb_predict(const void *est, const struct model *m, const double *in,
 	out->proba[0] = 1.0f - p;
 	out->proba[1] = p;
 	out->class_index = p > 0.5f;
+}
+
+static void
+xgb_predict(const void *est, const struct model *m, const double *in,
+    struct prediction *out)
+{
+	const struct xgb *x = est;
+	float *xf = (float *)out->work, leaf[XGB_GROUP];
+	double *acc = xgb_start(x, m, out);
+	size_t t, k;
+
+	if (x->fast == NULL || xgb_float_row(in, m->n_inputs, xf) < 0)
+		for (t = 0; t < x->n_trees; t++)
+			xgb_add(x, acc, t, xgb_leaf(x, t, in));
+	else
+		for (t = 0; t < x->n_trees; t += XGB_GROUP) {
+			xgb_fast_group(x, t, xf, leaf);
+			for (k = 0; k < XGB_GROUP && t + k < x->n_trees; k++)
+				xgb_add(x, acc, t + k, leaf[k]);
+		}
+	xgb_finish(x, m, acc, out);
+}
+
+/* Returns 1 if a value of in[0..n) is missing (NaN), else 0. */
+static int
+xgb_has_nan(const double *in, size_t n)
+{
+	size_t i;
+	int nan = 0;
+
+	for (i = 0; i < n; i++)
+		nan |= isnan(in[i]);
+	return nan;
+}
+
+/* Predicts the n rows of a block tree by tree: each tree's nodes are
+ * fetched once for the whole block. The rows with a missing value are
+ * walked too (where NaN leads does not matter) and then predicted again
+ * by xgb_predict(). out is laid out as model_predict_rows() does: each
+ * part of a row follows the same part of the row before. */
+static void
+xgb_block(const struct xgb *x, const struct model *m, const double *in,
+    size_t stride, size_t n, struct prediction *out)
+{
+	size_t i, t, acc_stride = x->n_groups > 1 ? m->n_classes :
+	    m->est_scratch;
+
+	for (i = 0; i < n; i++) {
+		xgb_float_row(in + i * stride, m->n_inputs, (float *)out[i].work);
+		xgb_start(x, m, &out[i]);
+	}
+	for (t = 0; t < x->n_trees; t++)
+		xgb_fast_rows(x, t, (const float *)out[0].work,
+		    2 * m->est_scratch, xgb_acc(x, m, &out[0]), acc_stride, n);
+	for (i = 0; i < n; i++) {
+		if (xgb_has_nan(in + i * stride, m->n_inputs))
+			xgb_predict(x, m, in + i * stride, &out[i]);
+		else
+			xgb_finish(x, m, xgb_acc(x, m, &out[i]), &out[i]);
+	}
+}
+
+static void
+xgb_predict_rows(const void *est, const struct model *m, const double *in,
+    size_t stride, size_t n, struct prediction *out)
+{
+	const struct xgb *x = est;
+	size_t b, i;
+
+	if (x->fast == NULL) {
+		for (i = 0; i < n; i++)
+			xgb_predict(x, m, in + i * stride, &out[i]);
+		return;
+	}
+	for (b = 0; b < n; b += XGB_BLOCK)
+		xgb_block(x, m, in + b * stride, stride,
+		    n - b < XGB_BLOCK ? n - b : XGB_BLOCK, out + b);
 }
 
 const struct estimator_ops model_xgboost_ops = {
@@ -1049,7 +1231,8 @@ model_xgboost_build(const cJSON *root, struct model *m, const char *origin,
 		return -1;
 	x->link = obj->link;
 	x->base_margin = margin;
-	m->est_scratch = xgb_scratch(n_features, x->n_trees);
+	m->est_scratch = xgb_scratch(n_features);
+	m->est_predict_rows = xgb_predict_rows;
 	m->est = x;
 	m->est_ops = &model_xgboost_ops;
 	snprintf(desc, sizeof(desc), "XGBoost %d.%d model: %s, %zu trees",

@@ -11,7 +11,8 @@ where the estimator has it (the BLAS threads come from the environment the
 caller sets: OPENBLAS_NUM_THREADS); XGBoost's Booster.predict on a DMatrix
 built beforehand (a new one for every run: XGBoost caches predictions per
 DMatrix) and inplace_predict on the array, with nthread=THREADS. One
-untimed run, then REPEAT timed ones. --save writes the outputs as
+untimed run, then REPEAT timed ones: the least and the median wall-clock
+seconds and the least CPU seconds of the process are reported. --save writes the outputs as
 WORK/NAME.ref.npy in the C driver's layout (per row: the probabilities
 and the class index, or the value).
 
@@ -39,15 +40,23 @@ def status_kb(name):
     return -1
 
 
-def timed(fn, repeat):
-    """Run fn once untimed, then repeat times; return (sorted seconds, last result)."""
+def timed(fn, repeat, before=None):
+    """Run fn once untimed, then repeat times (each after before(), untimed, if given).
+
+    Returns the figures (the least and the median wall-clock seconds, the
+    least CPU seconds of the process) and fn's last result.
+    """
     out = fn()
-    secs = []
+    secs, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
+        arg = before() if before else None
+        start, start_cpu = time.perf_counter(), time.process_time()
+        out = fn(arg) if before else fn()
+        cpu.append(time.process_time() - start_cpu)
         secs.append(time.perf_counter() - start)
-    return sorted(secs), out
+        del arg
+    secs.sort()
+    return dict(best=secs[0], median=secs[len(secs) // 2], cpu=min(cpu)), out
 
 
 def emit(**kw):
@@ -69,15 +78,15 @@ def sklearn_case(est, X, threads, repeat):
     if "n_jobs" in est.get_params():
         est.set_params(n_jobs=threads)
     if hasattr(est, "predict_proba"):
-        secs, proba = timed(lambda: est.predict_proba(X), repeat)
+        fig, proba = timed(lambda: est.predict_proba(X), repeat)
         idx = np.searchsorted(est.classes_, est.predict(X))
         ref = np.column_stack([proba, idx])
         how = "predict_proba"
     else:
-        secs, value = timed(lambda: est.predict(X), repeat)
+        fig, value = timed(lambda: est.predict(X), repeat)
         ref = np.asarray(value, dtype=np.float64).reshape(-1, 1)
         how = "predict"
-    return [dict(lib="sklearn", how=how, best=secs[0], median=secs[len(secs) // 2])], ref
+    return [dict(lib="sklearn", how=how, **fig)], ref
 
 
 def xgboost_case(est, X, threads, repeat):
@@ -85,20 +94,12 @@ def xgboost_case(est, X, threads, repeat):
     import xgboost
     booster = est.get_booster()
     booster.set_param({"nthread": threads})
-    secs = []
-    booster.predict(xgboost.DMatrix(X, nthread=threads))  # untimed, as timed() does
-    for _ in range(repeat):
-        dm = xgboost.DMatrix(X, nthread=threads)
-        start = time.perf_counter()
-        out = booster.predict(dm)
-        secs.append(time.perf_counter() - start)
-        del dm
-    secs.sort()
-    figures = [dict(lib="xgboost", how="predict(DMatrix)", best=secs[0],
-                    median=secs[len(secs) // 2])]
-    isecs, _ = timed(lambda: booster.inplace_predict(X), repeat)
-    figures.append(dict(lib="xgboost", how="inplace_predict", best=isecs[0],
-                        median=isecs[len(isecs) // 2]))
+    dfig, out = timed(lambda dm=None: booster.predict(dm if dm is not None else
+                                                      xgboost.DMatrix(X, nthread=threads)),
+                      repeat, before=lambda: xgboost.DMatrix(X, nthread=threads))
+    ifig, _ = timed(lambda: booster.inplace_predict(X), repeat)
+    figures = [dict(lib="xgboost", how="predict(DMatrix)", **dfig),
+               dict(lib="xgboost", how="inplace_predict", **ifig)]
     out = np.asarray(out, dtype=np.float64)
     if hasattr(est, "predict_proba"):
         p1 = out.astype(np.float32)

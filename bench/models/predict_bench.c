@@ -1,19 +1,24 @@
 /* predict_bench: times model_predict() over a file of rows, on one thread
  * and on several, and measures what loading a model costs.
  *
- *   predict_bench [--threads 1,2] [--repeat N] [--out FILE] MODEL ROWS
+ *   predict_bench [--threads 1,2] [--batch 0,256] [--repeat N] [--out FILE]
+ *                 MODEL ROWS
  *   predict_bench --load-only MODEL
  *
  * ROWS is raw native doubles, the model's schema.n values per row (NaN: a
  * missing value), as numpy's tofile() writes them. Each repetition predicts
  * every row once: with T threads the rows are split into T contiguous
- * ranges, each thread with its own scratch. The outputs of every run are
+ * ranges, each thread with its own scratch. Batch 0 calls model_predict()
+ * per row; batch B calls model_predict_rows() on B rows at a time. Each
+ * thread count is run with each batch size. The outputs of every run are
  * kept and each run must give, bit for bit, what the first gave; --out
  * writes them: per row the n_classes probabilities (0 without) and the
  * class index, or the regression value, as doubles.
  *
- * Prints "key=value" lines: model=, rows=, then per thread count
- * "threads=T best=S median=S rows_per_s=R" (seconds per run over all rows);
+ * Prints "key=value" lines: model=, rows=, then per thread count and batch
+ * "threads=T batch=B best=S median=S cpu=S rows_per_s=R": the shortest and
+ * the median wall-clock seconds of a run over all rows, and the least CPU
+ * seconds its threads took together;
  * with --load-only, load_s= and the memory counters (kB) instead. Exit
  * status 1 on any failure, 2 on a usage error. */
 #include "model.h"
@@ -34,6 +39,7 @@ struct bench {
 	const double		*rows;
 	size_t			 n_rows;
 	size_t			 width;		/* outputs per row */
+	size_t			 batch;		/* rows per call, 0: one */
 };
 
 struct worker {
@@ -42,38 +48,63 @@ struct worker {
 	double			*out;		/* the run's outputs, all rows */
 	size_t			 begin, end;
 	double			 t_start, t_end;	/* its own clock */
+	double			 cpu;		/* its CPU seconds */
 	pthread_t		 tid;
 };
 
 static double
-now(void)
+clock_s(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Predicts rows [begin, end) of b into out (width doubles per row). */
+static double
+now(void)
+{
+	return clock_s(CLOCK_MONOTONIC);
+}
+
+/* Copies prediction p into o (width doubles). */
 static void
-predict_range(const struct bench *b, size_t begin, size_t end, double *scratch,
-    double *out)
+store(const struct bench *b, const struct prediction *p, double *o)
 {
 	const struct model *m = b->m;
-	size_t n = m->schema.n, i, k;
-	struct prediction p;
+	size_t k;
 
-	for (i = begin; i < end; i++) {
-		double *o = out + i * b->width;
+	if (m->task == MODEL_REGRESSION) {
+		o[0] = p->value;
+		return;
+	}
+	for (k = 0; k < m->n_classes; k++)
+		o[k] = m->has_proba ? p->proba[k] : 0;
+	o[m->n_classes] = (double)p->class_index;
+}
 
-		model_predict(m, b->rows + i * n, scratch, &p);
-		if (m->task == MODEL_REGRESSION) {
-			o[0] = p.value;
-			continue;
+/* Predicts rows [begin, end) of b into out (width doubles per row), one
+ * by one or b->batch at a time; scratch holds max(1, batch) rows' worth,
+ * preds max(1, batch) predictions. */
+static void
+predict_range(const struct bench *b, size_t begin, size_t end, double *scratch,
+    struct prediction *preds, double *out)
+{
+	const struct model *m = b->m;
+	size_t n = m->schema.n, i, j, k;
+
+	if (b->batch == 0) {
+		for (i = begin; i < end; i++) {
+			model_predict(m, b->rows + i * n, scratch, preds);
+			store(b, preds, out + i * b->width);
 		}
-		for (k = 0; k < m->n_classes; k++)
-			o[k] = m->has_proba ? p.proba[k] : 0;
-		o[m->n_classes] = (double)p.class_index;
+		return;
+	}
+	for (i = begin; i < end; i += k) {
+		k = end - i < b->batch ? end - i : b->batch;
+		model_predict_rows(m, b->rows + i * n, k, scratch, preds);
+		for (j = 0; j < k; j++)
+			store(b, &preds[j], out + (i + j) * b->width);
 	}
 }
 
@@ -81,26 +112,32 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	double *scratch = calloc(model_scratch_size(w->b->m) + 1,
+	size_t rows = w->b->batch > 0 ? w->b->batch : 1;
+	double *scratch = calloc(rows * model_scratch_size(w->b->m) + 1,
 	    sizeof(double));
+	struct prediction *preds = calloc(rows, sizeof(*preds));
 
-	if (scratch == NULL) {
+	if (scratch == NULL || preds == NULL) {
 		perror("predict_bench: scratch");
 		exit(1);
 	}
 	pthread_barrier_wait(w->start);
+	w->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID);
 	w->t_start = now();
-	predict_range(w->b, w->begin, w->end, scratch, w->out);
+	predict_range(w->b, w->begin, w->end, scratch, preds, w->out);
 	w->t_end = now();
+	w->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - w->cpu;
 	free(scratch);
+	free(preds);
 	return NULL;
 }
 
 /* Predicts every row once on n_threads threads into out. Returns the
  * seconds from the first thread's start to the last one's end (each
- * thread reads the clock itself: the main thread may run late). */
+ * thread reads the clock itself: the main thread may run late), and the
+ * threads' CPU seconds in *cpu. */
 static double
-run_once(const struct bench *b, size_t n_threads, double *out)
+run_once(const struct bench *b, size_t n_threads, double *out, double *cpu)
 {
 	struct worker w[MAX_THREADS];
 	pthread_barrier_t start;
@@ -125,7 +162,9 @@ run_once(const struct bench *b, size_t n_threads, double *out)
 	pthread_barrier_destroy(&start);
 	first = w[0].t_start;
 	last = w[0].t_end;
+	*cpu = w[0].cpu;
 	for (t = 1; t < n_threads; t++) {
+		*cpu += w[t].cpu;
 		if (w[t].t_start < first)
 			first = w[t].t_start;
 		if (w[t].t_end > last)
@@ -149,27 +188,28 @@ static int
 bench_threads(const struct bench *b, size_t n_threads, int repeat,
     double *ref, int *have_ref, double *out)
 {
-	double secs[MAX_REPEAT];
+	double secs[MAX_REPEAT], cpu[MAX_REPEAT];
 	size_t bytes = b->n_rows * b->width * sizeof(double);
 	int r;
 
 	for (r = 0; r < repeat; r++) {
 		memset(out, 0xff, bytes);
-		secs[r] = run_once(b, n_threads, out);
+		secs[r] = run_once(b, n_threads, out, &cpu[r]);
 		if (!*have_ref) {
 			memcpy(ref, out, bytes);
 			*have_ref = 1;
 		} else if (memcmp(ref, out, bytes) != 0) {
-			fprintf(stderr, "predict_bench: %zu threads, run %d: "
-			    "outputs differ from the first run\n", n_threads,
-			    r + 1);
+			fprintf(stderr, "predict_bench: %zu threads, batch "
+			    "%zu, run %d: outputs differ from the first run\n",
+			    n_threads, b->batch, r + 1);
 			return -1;
 		}
 	}
 	qsort(secs, (size_t)repeat, sizeof(double), cmp_double);
-	printf("threads=%zu best=%.6f median=%.6f rows_per_s=%.0f\n",
-	    n_threads, secs[0], secs[repeat / 2],
-	    (double)b->n_rows / secs[0]);
+	qsort(cpu, (size_t)repeat, sizeof(double), cmp_double);
+	printf("threads=%zu batch=%zu best=%.6f median=%.6f cpu=%.6f "
+	    "rows_per_s=%.0f\n", n_threads, b->batch, secs[0],
+	    secs[repeat / 2], cpu[0], (double)b->n_rows / secs[0]);
 	fflush(stdout);
 	return 0;
 }
@@ -254,19 +294,20 @@ load_only(const char *path)
 	return 0;
 }
 
-/* Parses "1,2,4" into threads[]. Returns how many, or 0 if malformed. */
+/* Parses "1,2,4" (each from lo to hi) into v[]. Returns how many, or 0
+ * if malformed. */
 static size_t
-parse_threads(const char *s, size_t *threads, size_t max)
+parse_list(const char *s, long lo, long hi, size_t *v, size_t max)
 {
 	size_t n = 0;
 	char *end;
 
 	while (n < max) {
-		long v = strtol(s, &end, 10);
+		long x = strtol(s, &end, 10);
 
-		if (end == s || v < 1 || v > MAX_THREADS)
+		if (end == s || x < lo || x > hi)
 			return 0;
-		threads[n++] = (size_t)v;
+		v[n++] = (size_t)x;
 		if (*end == '\0')
 			return n;
 		if (*end != ',')
@@ -279,9 +320,9 @@ parse_threads(const char *s, size_t *threads, size_t max)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: predict_bench [--threads 1,2] [--repeat N] "
-	    "[--out FILE] MODEL ROWS\n       predict_bench --load-only "
-	    "MODEL\n");
+	fprintf(stderr, "usage: predict_bench [--threads 1,2] [--batch 0,256] "
+	    "[--repeat N] [--out FILE] MODEL ROWS\n"
+	    "       predict_bench --load-only MODEL\n");
 	return 2;
 }
 
@@ -302,6 +343,7 @@ int
 main(int argc, char **argv)
 {
 	size_t threads[16] = { 1 }, n_threads = 1, t;
+	size_t batches[16] = { 0 }, n_batches = 1, k;
 	const char *out_path = NULL;
 	struct model_err err;
 	struct bench b;
@@ -314,8 +356,12 @@ main(int argc, char **argv)
 		if (i + 1 >= argc)
 			return usage();
 		if (strcmp(argv[i], "--threads") == 0) {
-			if ((n_threads = parse_threads(argv[++i], threads,
-			    16)) == 0)
+			if ((n_threads = parse_list(argv[++i], 1, MAX_THREADS,
+			    threads, 16)) == 0)
+				return usage();
+		} else if (strcmp(argv[i], "--batch") == 0) {
+			if ((n_batches = parse_list(argv[++i], 0, 1000000,
+			    batches, 16)) == 0)
 				return usage();
 		} else if (strcmp(argv[i], "--repeat") == 0) {
 			repeat = atoi(argv[++i]);
@@ -343,8 +389,12 @@ main(int argc, char **argv)
 	}
 	printf("model=%s rows=%zu inputs=%zu\n", b.m->name, b.n_rows,
 	    b.m->n_inputs);
-	for (t = 0; t < n_threads && rc == 0; t++)
-		rc = bench_threads(&b, threads[t], repeat, ref, &have_ref, out);
+	for (k = 0; k < n_batches && rc == 0; k++)
+		for (t = 0; t < n_threads && rc == 0; t++) {
+			b.batch = batches[k];
+			rc = bench_threads(&b, threads[t], repeat, ref,
+			    &have_ref, out);
+		}
 	if (rc == 0 && out_path != NULL)
 		rc = write_out(out_path, ref, b.n_rows * b.width);
 	free(ref);
