@@ -287,7 +287,8 @@ decode_json(const char *body, size_t len, struct input *in, struct verrs *v)
 	size_t i, bad;
 	cJSON *root;
 
-	for (i = 0; i < len && strchr(" \t\r\n", body[i]) != NULL; i++)
+	for (i = 0; i < len && body[i] != '\0' &&
+	    strchr(" \t\r\n", body[i]) != NULL; i++)
 		continue;
 	if (i == len) {
 		verrs_add(v, "missing", NULL, "Field required", NULL, NULL);

@@ -133,6 +133,10 @@ kserve_value(const cJSON *leaf, const char *datatype)
 	return cJSON_Duplicate(leaf, 0);
 }
 
+/* The largest dimension a shape may name: 2^53, past which a double
+ * no longer counts every integer (no body holds that many values). */
+#define KSERVE_MAX_DIM 9007199254740992.0
+
 /* One input tensor: its data flattened, and its shape's product. */
 struct kserve_tensor {
 	const char	 *name;
@@ -171,7 +175,9 @@ kserve_tensor(const cJSON *in, struct kserve_tensor *t, char *err,
 	}
 	t->rows = -1;
 	cJSON_ArrayForEach(d, shape) {
-		if (!cJSON_IsNumber(d) || d->valuedouble < 0 ||
+		/* Checked before the cast: (long) of 1e999 is undefined. */
+		if (!cJSON_IsNumber(d) || !(d->valuedouble >= 0 &&
+		    d->valuedouble <= KSERVE_MAX_DIM) ||
 		    d->valuedouble != (long)d->valuedouble) {
 			snprintf(err, errlen, "input '%.64s': bad shape",
 			    t->name);

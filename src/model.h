@@ -85,10 +85,11 @@ struct model {
 	const struct estimator_ops *est_ops;
 	void			*est;
 	/* Optional, set by the estimator's loader (NULL: none): predicts
-	 * the n preprocessed rows x, x + stride, ... into out[0..n), each
-	 * set up as for est_ops->predict() (out[i].work: est_scratch
-	 * doubles, out[i + 1].work following it), giving what predict()
-	 * gives each row. Thread-safe. model_predict_rows() calls it. */
+	 * the n preprocessed rows x, x + stride, ... into out[0..n), giving
+	 * what predict() gives each row. Each out[i] is set up as for
+	 * predict(), and the rows' parts follow each other: out[i].proba
+	 * is out[0].proba + i * n_classes, scores + i * n_scores, work +
+	 * i * est_scratch. Thread-safe. model_predict_rows() calls it. */
 	void			(*est_predict_rows)(const void *est,
 				    const struct model *m, const double *x,
 				    size_t stride, size_t n,

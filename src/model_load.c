@@ -488,6 +488,11 @@ model_feature_midpoint(const struct feature *f)
 		    x == f->min)))
 			x += 1;
 	}
+	/* Past 2^53, min + 1 may round back to min: step one ulp in. */
+	if (f->has_min && f->min_exclusive && x == f->min)
+		x = nextafter(x, INFINITY);
+	if (f->has_max && f->max_exclusive && x == f->max)
+		x = nextafter(x, -INFINITY);
 	return x;
 }
 
@@ -500,19 +505,31 @@ model_load_test_input(const cJSON *root, struct model *m,
 	size_t i;
 	int rc;
 
+	cJSON *made = NULL;
+
 	m->test_input = xcalloc(m->schema.n, sizeof(double));
 	if (ti == NULL) {
-		for (i = 0; i < m->schema.n; i++)
-			m->test_input[i] = model_feature_midpoint(
-			    &m->schema.features[i]);
-		return 0;
+		/* Made from the bounds, then validated as a given one is:
+		 * bounds no double fits between are refused here. */
+		made = cJSON_CreateArray();
+		for (i = 0; made != NULL && i < m->schema.n; i++)
+			cJSON_AddItemToArray(made, m->schema.features[i].type ==
+			    FEATURE_CATEGORY ? cJSON_CreateString(
+			    m->schema.features[i].categories[0]) :
+			    cJSON_CreateNumber(model_feature_midpoint(
+			    &m->schema.features[i])));
+		if (made == NULL)	/* out of memory: xalloc's policy */
+			abort();
+		ti = made;
 	}
 	verrs_init(&v);
 	rc = schema_validate_array(&m->schema, ti, NULL, m->test_input, &v);
 	if (rc < 0)
-		model_errf(err, "test_input: does not pass the feature "
-		    "schema (%s)", v.first_type);
+		model_errf(err, "%s: does not pass the feature schema (%s)",
+		    made != NULL ? "no test_input given, and the example "
+		    "made from the bounds" : "test_input", v.first_type);
 	verrs_free(&v);
+	cJSON_Delete(made);
 	return rc;
 }
 

@@ -74,6 +74,9 @@ struct tree_fnode {
 #define TREE_ROWS 8
 /* Rows that tree_predict_rows() walks through one tree before the next. */
 #define TREE_BLOCK 4096
+/* Trees at most this deep are walked their full depth, without checking
+ * whether every walk has already reached its leaf. */
+#define TREE_SHALLOW 8
 
 struct tree_ensemble {
 	enum tree_agg	 agg;
@@ -640,12 +643,17 @@ tree_fast_build(struct tree_ensemble *e, size_t n_nodes)
 			break;
 		}
 		e->froots[t] = (uint32_t)used;
+		if (e->tsteps[t] <= TREE_SHALLOW)
+			e->tsure[t] = e->tsteps[t];
 		if (e->tsure[t] < e->gsure[g])
 			e->gsure[g] = e->tsure[t];
 		if (e->tsteps[t] > e->gsteps[g])
 			e->gsteps[g] = e->tsteps[t];
 		used += n;
 	}
+	for (g = 0; e->fnodes != NULL && g < groups; g++)
+		if (e->gsteps[g] <= TREE_SHALLOW)
+			e->gsure[g] = e->gsteps[g];
 	free(queue);
 }
 

@@ -78,6 +78,9 @@ struct xgb_fnode {
 #define XGB_GROUP 8
 /* Rows that xgb_predict_rows() walks through one tree before the next. */
 #define XGB_BLOCK 4096
+/* Trees at most this deep are walked their full depth, without checking
+ * whether every walk has already reached its leaf. */
+#define XGB_SHALLOW 8
 
 /* A whole model in one allocation: this header, then nodes, then the
  * trees' roots and groups; the fast walk in a second one. */
@@ -534,11 +537,16 @@ xgb_fast_build(struct xgb *x)
 			x->fast = NULL;
 			break;
 		}
+		if (x->tsteps[t] <= XGB_SHALLOW)
+			x->tsure[t] = x->tsteps[t];
 		if (x->tsure[t] < x->gsure[g])
 			x->gsure[g] = x->tsure[t];
 		if (x->tsteps[t] > x->gsteps[g])
 			x->gsteps[g] = x->tsteps[t];
 	}
+	for (g = 0; x->fast != NULL && g < groups; g++)
+		if (x->gsteps[g] <= XGB_SHALLOW)
+			x->gsure[g] = x->gsteps[g];
 	free(depth);
 }
 

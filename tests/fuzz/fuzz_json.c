@@ -36,6 +36,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	input_init(&in);
 	verrs_init(&v);
 	decoded = decode_json((const char *)data, size, &in, &v);
+	/* README: a NUL byte anywhere is json_invalid. */
+	if (memchr(data, '\0', size) != NULL && (decoded == 0 ||
+	    v.first_type == NULL || strcmp(v.first_type, "json_invalid") != 0))
+		fuzz_die("a body with a NUL byte is not json_invalid",
+		    v.first_type);
 	if (decoded < 0)
 		fuzz_check_validation(fuzz_models[0], -1, NULL, &v);
 	for (i = 0; decoded == 0 && i < FUZZ_NMODELS; i++) {
