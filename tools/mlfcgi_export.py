@@ -290,13 +290,17 @@ def _check_class_names(class_names, classes):
 
 
 def export_model(estimator, name, version, feature_names=None, class_names=None,
-                 feature_specs=None, training_mean=None, description=None, metadata=None):
+                 feature_specs=None, training_mean=None, description=None, metadata=None,
+                 train_data=None, train_margin=0.0):
     """Return the mlfcgi model document (a dict) for a fitted estimator.
 
     feature_specs maps a feature name to extra keys for it: minimum,
-    exclusiveMinimum, maximum, exclusiveMaximum, description.  training_mean,
-    if given (else the mean or median a scaler or imputer learnt), becomes
-    test_input.  Raises ExportError for anything the format cannot represent.
+    exclusiveMinimum, maximum, exclusiveMaximum, description.  train_data, a
+    CSV file of the training data, adds metadata.training_stats and the bounds
+    (widened by train_margin) of features feature_specs leaves unbounded.
+    training_mean, if given (else the data's mean, else the mean or median a
+    scaler or imputer learnt), becomes test_input.  Raises ExportError for
+    anything the format cannot represent.
     """
     _check_identifiers(name, version)
     final = _final_estimator(estimator)
@@ -308,8 +312,21 @@ def export_model(estimator, name, version, feature_names=None, class_names=None,
         raise ExportError(f"{prep.text}: {n_features} features; the format allows "
                           f"1-{MAX_FEATURES}")
     names = _feature_names(estimator, n_features, feature_names)
-    features = _features(names, feature_specs, [prep.feature_keys(i) for i in range(n_features)])
+    kinds = [prep.feature_keys(i) for i in range(n_features)]
+    stats = None
+    if train_data is not None:
+        from mlfcgi_export_stats import means, training_stats, with_bounds
+        unknown = sorted(set(feature_specs or {}) - set(names))
+        if unknown:
+            raise ExportError(f"bounds given for unknown feature {unknown[0]!r}")
+        stats = training_stats(train_data, names, kinds)
+        feature_specs = with_bounds(feature_specs, stats, train_margin)
+        if training_mean is None:
+            training_mean = means(stats, names)
+    features = _features(names, feature_specs, kinds)
     mean = training_mean if training_mean is not None else [c.typical for c in prep.columns]
+    if stats is not None:
+        mean = [m if m is not None else c.typical for m, c in zip(mean, prep.columns)]
     if len(mean) != n_features:
         raise ExportError(f"training mean has {len(mean)} values for {n_features} features")
 
@@ -331,6 +348,8 @@ def export_model(estimator, name, version, feature_names=None, class_names=None,
     model["metadata"] = {"trained_with": f"scikit-learn {sklearn.__version__}",
                          "exported_by": PROG,
                          "source": prep.text, **notes, **(metadata or {})}
+    if stats is not None:
+        model["metadata"]["training_stats"] = stats
     return model
 
 
@@ -416,9 +435,12 @@ def _argument_parser():
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Convert a fitted scikit-learn estimator (saved with joblib or pickle) "
-                    "into an mlfcgi model file (format mlfcgi-model/1). Supported: "
-                    "LogisticRegression, LinearRegression, Ridge, Lasso and the estimator "
-                    "families of models/FORMAT.md, optionally at the end of a Pipeline of "
+                    "into an mlfcgi model file (format mlfcgi-model/1). Supported: linear "
+                    "models (LogisticRegression, LinearRegression, Ridge, Lasso, ElasticNet, "
+                    "SGD, LinearSVC/SVR), SVC/SVR, DecisionTree, RandomForest, ExtraTrees, "
+                    "GradientBoosting, HistGradientBoosting, MLP, KNeighbors, GaussianNB, "
+                    "XGBClassifier/XGBRegressor (models/FORMAT.md lists all), "
+                    "optionally at the end of a Pipeline of "
                     "StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, "
                     "SimpleImputer, OneHotEncoder and ColumnTransformer steps. Loading "
                     "runs pickle: only export files you trust.")
@@ -435,6 +457,15 @@ def _argument_parser():
     p.add_argument("--bounds", metavar="name:lo:hi,...",
                    help="inclusive bounds; leave a side empty for none; prefix lo with '>' "
                         "or hi with '<' for an exclusive bound (quote it: 'x:>0:10')")
+    p.add_argument("--train-data", metavar="FILE.csv",
+                   help="the training data, a CSV file with a header row naming the "
+                        "features (other columns are ignored): records per-feature "
+                        "statistics (min, max, mean, std, quantiles; category counts) for "
+                        "sql/drift.sql, and bounds [min, max] for features --bounds "
+                        "leaves unbounded")
+    p.add_argument("--train-margin", metavar="FRACTION", type=float, default=0.0,
+                   help="widen the bounds from --train-data by this fraction of the "
+                        "range on each side (default 0: exactly the training range)")
     p.add_argument("--description", help="free text stored in the model file")
     return p
 
@@ -459,7 +490,9 @@ def main(argv=None):
                              feature_names=parse_list(args.feature_names),
                              class_names=parse_list(args.class_names),
                              feature_specs=parse_bounds(args.bounds),
-                             description=args.description)
+                             description=args.description,
+                             train_data=args.train_data,
+                             train_margin=args.train_margin)
         write_model(model, args.output)
     except ExportError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
