@@ -42,6 +42,7 @@ struct config {
 	size_t		 threads;
 	size_t		 max_body;
 	size_t		 audit_queue;
+	size_t		 audit_flush_ms;
 	size_t		 max_batch;
 	size_t		 cache_size;
 	size_t		 audit_sync;
@@ -107,6 +108,10 @@ static const struct opt {
 	{ "audit-queue", "MLFCGI_AUDIT_QUEUE", OPT_SIZE,
 	  offsetof(struct config, audit_queue), 1, 100000000, "65536",
 	  "audit rows held in memory before new ones are dropped" },
+	{ "audit-flush-ms", "MLFCGI_AUDIT_FLUSH_MS", OPT_SIZE,
+	  offsetof(struct config, audit_flush_ms), 1, 60000, "100",
+	  "bound on how long audit rows wait uncommitted while the writer "
+	  "keeps up" },
 	{ "predict", NULL, OPT_STRING, offsetof(struct config, predict), 0, 0,
 	  NULL, "score JSON lines from FILE (- for stdin) to stdout, exit" },
 	{ "check", NULL, OPT_FLAG, offsetof(struct config, check), 0, 0, NULL,
@@ -497,13 +502,19 @@ main(int argc, char **argv)
 		}
 		if (cfg.audit_sync)
 			audit_set_durable(env.audit);
+		audit_set_flush_ms(env.audit, (long)cfg.audit_flush_ms);
 		audit_set_retention(env.audit, (unsigned)cfg.retain_days);
 	} else if (cfg.audit_sync) {
 		fprintf(stderr, "mlfcgi: --audit-sync needs --audit-db\n");
 		registry_holder_free(&models);
 		return 2;
 	}
-	if (cfg.check) {
+	if (cfg.check && env.audit != NULL &&
+	    !audit_healthy(env.audit, err, sizeof(err))) {
+		/* Served anyway (the writer retries), but not "ok". */
+		fprintf(stderr, "mlfcgi: %s\n", err);
+		rc = 1;
+	} else if (cfg.check) {
 		print_summary(&cfg, reg);
 		printf("ok\n");
 		rc = 0;

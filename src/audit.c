@@ -14,33 +14,67 @@
 
 /* Busy timeout for each statement when another process holds the lock. */
 #define AUDIT_BUSY_MS 5000
+/* A commit or prune running this long (a slow disk) stops backpressure. */
+#define AUDIT_STALL_MS 1000
 /* Longest wait between retries of a failed commit. */
 #define AUDIT_BACKOFF_MAX_MS 1000
 
+/* One queued row: the row, then its strings, in one allocation. */
+struct audit_item {
+	struct audit_item *next;
+	struct audit_row   row;
+	int64_t		   queued_ms;	/* monotonic ms when queued */
+	int		   len[5];	/* of request_id .. output */
+};
+
 struct audit {
 	pthread_mutex_t	  lock;		/* guards everything below it */
-	pthread_cond_t	  nonempty;	/* signalled on enqueue and close */
-	struct audit_row **ring;	/* capacity slots */
+	pthread_cond_t	  wake;		/* the writer waits on it */
+	pthread_cond_t	  committed;	/* broadcast after a commit when
+					 * waiters > 0 */
+	struct audit_item *head, *tail;	/* queued, not yet taken */
+	size_t		  queued;	/* rows in head..tail */
+	size_t		  count;	/* queued + taken, not committed */
 	size_t		  capacity;
-	size_t		  head;		/* oldest queued row */
-	size_t		  count;
+	int64_t		  oldest_ms;	/* queued_ms of the oldest row not
+					 * committed; 0: none */
+	int64_t		  busy_since;	/* monotonic ms the writer's current
+					 * commit or prune began; 0: none */
+	int		  lock_wait;	/* ... and it waits for another
+					 * process's lock */
+	int		  writer_idle;	/* the writer waits for a first row */
+	int		  gathering;	/* ... for a fuller batch */
+	int		  waiters;	/* threads waiting on committed */
 	int		  closing;
 	int		  healthy;	/* last commit succeeded */
-	pthread_cond_t	  committed;	/* broadcast after each commit */
 	unsigned long long next_ticket;	/* the last ticket handed out */
 	unsigned long long done_ticket;	/* every ticket <= it is committed */
 	unsigned	  retain_days;
 	int		  durable;
+	long		  flush_ms;
 	char		  last_error[128];
 	struct audit_stats stats;
 
-	/* Writer thread only: */
+	/* Writer thread only (and audit_open() before it starts): */
 	pthread_t	  thread;
-	sqlite3		 *db;
+	char		 *path;
+	sqlite3		 *db;		/* NULL: to reopen */
 	sqlite3_stmt	 *insert;
+	int		  full_sync;	/* synchronous=FULL set on db */
 	long		  pid;
 	int64_t		  pruned_at;	/* monotonic ms of the last prune */
+	int64_t		  failing_since; /* monotonic ms; 0: not failing */
+	int64_t		  lock_since;	/* audit_busy(): first try, ms */
+	long		  backoff;	/* ms before the next retry */
+	time_t		  ts_secs;	/* audit_format_ts() cache */
+	char		  ts_prefix[48];
 };
+
+/* A request's rows before its last one, held by the calling thread. */
+static _Thread_local struct {
+	struct audit_item *head, *tail;
+	size_t		   n;
+} audit_group;
 
 static int64_t
 audit_now_ms(void)
@@ -57,17 +91,36 @@ audit_sleep_ms(long ms)
 		continue;
 }
 
-/* Formats ms since the epoch as 2026-11-29T23:59:59.123Z. */
+/* Formats ms since the epoch as 2026-11-29T23:59:59.123Z, keeping the
+ * formatted second in a (writer thread only). */
 static void
-audit_format_ts(int64_t ms, char out[64])
+audit_format_ts(struct audit *a, int64_t ms, char out[64])
 {
 	time_t secs = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
 	struct tm tm;
+	size_t n;
 
-	gmtime_r(&secs, &tm);
-	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	if (frac < 0) {		/* before 1970: a far retention cutoff */
+		frac += 1000;
+		secs--;
+	}
+	if (secs != a->ts_secs || a->ts_prefix[0] == '\0') {
+		gmtime_r(&secs, &tm);
+		snprintf(a->ts_prefix, sizeof(a->ts_prefix),
+		    "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		    tm.tm_sec);
+		a->ts_secs = secs;
+	}
+	n = strlen(a->ts_prefix);
+	memcpy(out, a->ts_prefix, n);
+	out[n] = '.';
+	out[n + 1] = (char)('0' + frac / 100);
+	out[n + 2] = (char)('0' + frac / 10 % 10);
+	out[n + 3] = (char)('0' + frac % 10);
+	out[n + 4] = 'Z';
+	out[n + 5] = '\0';
 }
 
 /* Applies the schema to a new database; checks the version of an old one.
@@ -112,61 +165,182 @@ fail:
 	return -1;
 }
 
+/* SQLite's busy handler: waits for another process's lock as
+ * sqlite3_busy_timeout(AUDIT_BUSY_MS) would, and meanwhile marks the writer
+ * as waiting for a lock, which ends backpressure at once (request threads
+ * are not held up by another process). Writer thread only. */
 static int
-audit_open_db(struct audit *a, const char *path, char *err, size_t errlen)
+audit_busy(void *arg, int tries)
+{
+	static const int delays[] = { 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50,
+	    100 };
+	struct audit *a = arg;
+	int64_t now = audit_now_ms();
+
+	if (tries == 0) {
+		a->lock_since = now;
+		pthread_mutex_lock(&a->lock);
+		a->lock_wait = 1;
+		if (a->waiters > 0)
+			pthread_cond_broadcast(&a->committed);
+		pthread_mutex_unlock(&a->lock);
+	}
+	if (now - a->lock_since >= AUDIT_BUSY_MS)
+		return 0;
+	audit_sleep_ms(delays[tries < 12 ? tries : 11]);
+	return 1;
+}
+
+/* Closes the writer's connection. A moved or deleted file first gets its
+ * WAL checkpointed into it (SQLite does not do it on close for a moved
+ * file), and that WAL truncated, so that the old -wal left at the path
+ * cannot be read over a new file there. Returns 0, or -1 if that
+ * checkpoint failed (the connection then stays open). Writer thread only,
+ * or audit_destroy(). */
+static int
+audit_close_db(struct audit *a, char *why, size_t whylen)
+{
+	int moved = 0;
+
+	if (a->db == NULL)
+		return 0;
+	if (sqlite3_file_control(a->db, "main", SQLITE_FCNTL_HAS_MOVED,
+	    &moved) == SQLITE_OK && moved &&
+	    sqlite3_wal_checkpoint_v2(a->db, NULL,
+	    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) != SQLITE_OK &&
+	    !sqlite3_db_readonly(a->db, "main")) {
+		snprintf(why, whylen, "audit log: %s was moved or deleted and "
+		    "its WAL cannot be checkpointed: %s", a->path,
+		    sqlite3_errmsg(a->db));
+		return -1;
+	}
+	sqlite3_finalize(a->insert);
+	sqlite3_close(a->db);
+	a->insert = NULL;
+	a->db = NULL;
+	a->full_sync = 0;
+	return 0;
+}
+
+/* Opens the database at a->path for writing (creating it and its schema).
+ * Returns 0; or -1 with the message in err and no connection left open,
+ * *readonly telling whether the cause is a read-only file. Writer thread
+ * only, or audit_open(). */
+static int
+audit_open_db(struct audit *a, int *readonly, char *err, size_t errlen)
 {
 	char *msg = NULL;
 
-	if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE |
+	*readonly = 0;
+	if (sqlite3_open_v2(a->path, &a->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, a->db ?
+		snprintf(err, errlen, "%s: %s", a->path, a->db ?
 		    sqlite3_errmsg(a->db) : "cannot open");
-		return -1;
+		goto fail;
 	}
-	sqlite3_busy_timeout(a->db, AUDIT_BUSY_MS);
+	sqlite3_busy_handler(a->db, audit_busy, a);
+	if (sqlite3_db_readonly(a->db, "main") == 1) {
+		snprintf(err, errlen, "%s: attempt to write a readonly "
+		    "database", a->path);
+		*readonly = 1;
+		goto fail;
+	}
 	if (sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; "
 	    "PRAGMA synchronous=NORMAL", NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, msg ? msg :
+		snprintf(err, errlen, "%s: %s", a->path, msg ? msg :
 		    sqlite3_errmsg(a->db));
 		sqlite3_free(msg);
-		return -1;
+		goto fail;
 	}
 	if (audit_apply_schema(a->db, err, errlen) < 0)
-		return -1;
+		goto fail;
 	if (sqlite3_prepare_v2(a->db, "INSERT INTO predictions (ts, "
 	    "request_id, model, version, input, output, latency_us, cached, "
 	    "pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &a->insert,
 	    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
-		return -1;
+		snprintf(err, errlen, "%s: %s", a->path, sqlite3_errmsg(a->db));
+		goto fail;
+	}
+	return 0;
+fail:
+	if (a->db != NULL && (sqlite3_extended_errcode(a->db) & 0xff) ==
+	    SQLITE_READONLY)
+		*readonly = 1;
+	sqlite3_finalize(a->insert);
+	sqlite3_close(a->db);
+	a->insert = NULL;
+	a->db = NULL;
+	return -1;
+}
+
+/* Makes a->db a writable connection to the file now at the path: opens it
+ * if closed; closes and reopens it if the file was moved, deleted or
+ * replaced. Returns 0, or -1 with the reason in why. Writer thread only. */
+static int
+audit_ready_db(struct audit *a, int durable, char *why, size_t whylen)
+{
+	char err[sizeof(a->last_error) - 16];
+	int moved = 0, readonly;
+
+	if (a->db != NULL && sqlite3_file_control(a->db, "main",
+	    SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved) {
+		if (audit_close_db(a, why, whylen) < 0)
+			return -1;
+		fprintf(stderr, "mlfcgi[%ld]: audit log: %s was moved, "
+		    "deleted or replaced: the rows committed so far stay in "
+		    "that file; writing to a database at the path now\n",
+		    a->pid, a->path);
+	}
+	if (a->db == NULL) {
+		if (audit_open_db(a, &readonly, err, sizeof(err)) < 0) {
+			snprintf(why, whylen, "audit log: %s", err);
+			return -1;
+		}
+		pthread_mutex_lock(&a->lock);
+		a->stats.reopened++;
+		pthread_mutex_unlock(&a->lock);
+	}
+	if (durable && !a->full_sync) {
+		sqlite3_exec(a->db, "PRAGMA synchronous=FULL", NULL, NULL,
+		    NULL);
+		a->full_sync = 1;
 	}
 	return 0;
 }
 
-/* Writes rows[0..n) in one transaction. Returns 0 once committed; -1 with
- * the transaction rolled back and the reason in a->last_error (under no
- * lock: the caller copies it). Writer thread only. */
+/* Writes the n rows from first in one transaction. Returns 0 once
+ * committed; -1 with the transaction rolled back, the reason in why, and
+ * the connection closed if it cannot write (read-only) so that the next
+ * try reopens it. Writer thread only. */
 static int
-audit_write_batch(struct audit *a, struct audit_row **rows, size_t n,
-    char *why, size_t whylen)
+audit_write_batch(struct audit *a, const struct audit_item *first, size_t n,
+    int durable, char *why, size_t whylen)
 {
-	sqlite3_stmt *st = a->insert;
+	const struct audit_item *it;
+	sqlite3_stmt *st;
 	char ts[64];
 	size_t i;
+	int code;
 
+	if (audit_ready_db(a, durable, why, whylen) < 0)
+		return -1;
+	st = a->insert;
 	if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
 	    SQLITE_OK)
 		goto fail;
-	for (i = 0; i < n; i++) {
-		const struct audit_row *r = rows[i];
+	for (i = 0, it = first; i < n; i++, it = it->next) {
+		const struct audit_row *r = &it->row;
 
-		audit_format_ts(r->ts_ms, ts);
+		audit_format_ts(a, r->ts_ms, ts);
 		sqlite3_bind_text(st, 1, ts, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 2, r->request_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, r->model, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, r->version, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, r->input, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 6, r->output, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, r->request_id, it->len[0],
+		    SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, r->model, it->len[1], SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, r->version, it->len[2],
+		    SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, r->input, it->len[3], SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, r->output, it->len[4],
+		    SQLITE_STATIC);
 		sqlite3_bind_int64(st, 7, r->latency_us);
 		sqlite3_bind_int(st, 8, r->cached);
 		sqlite3_bind_int64(st, 9, a->pid);
@@ -181,10 +355,17 @@ audit_write_batch(struct audit *a, struct audit_row **rows, size_t n,
 		return 0;
 	}
 fail:
+	code = sqlite3_extended_errcode(a->db) & 0xff;
 	snprintf(why, whylen, "audit log: %s", sqlite3_errmsg(a->db));
 	sqlite3_clear_bindings(st);
 	if (!sqlite3_get_autocommit(a->db))
 		sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+	if (code == SQLITE_READONLY || sqlite3_db_readonly(a->db, "main") ==
+	    1) {
+		char ignored[8];
+
+		audit_close_db(a, ignored, sizeof(ignored));
+	}
 	return -1;
 }
 
@@ -198,10 +379,12 @@ audit_prune(struct audit *a, unsigned days)
 	int64_t now = audit_now_ms();
 	char cutoff[64];
 
-	if (a->pruned_at != 0 && now - a->pruned_at < 60000)
+	if (a->db == NULL ||
+	    (a->pruned_at != 0 && now - a->pruned_at < 60000))
 		return;
 	a->pruned_at = now;
-	audit_format_ts(request_wall_ms() - (int64_t)days * 86400000, cutoff);
+	audit_format_ts(a, request_wall_ms() - (int64_t)days * 86400000,
+	    cutoff);
 	if (sqlite3_prepare_v2(a->db, "DELETE FROM predictions WHERE id IN "
 	    "(SELECT id FROM predictions WHERE ts < ? ORDER BY id LIMIT 5000)",
 	    -1, &st, NULL) != SQLITE_OK)
@@ -212,114 +395,206 @@ audit_prune(struct audit *a, unsigned days)
 	sqlite3_finalize(st);
 }
 
-/* Removes and frees the n oldest rows. Caller holds the lock. */
+/* Prunes if a retention is set, marking the writer busy meanwhile. Caller
+ * holds the lock; it is released during the prune. */
 static void
-audit_pop(struct audit *a, size_t n)
+audit_prune_locked(struct audit *a)
 {
-	size_t i;
+	unsigned days = a->retain_days;
 
-	for (i = 0; i < n; i++) {
-		free(a->ring[a->head]);
-		a->ring[a->head] = NULL;
-		a->head = (a->head + 1) % a->capacity;
+	if (days == 0)
+		return;
+	a->busy_since = audit_now_ms();
+	a->lock_wait = 0;
+	pthread_mutex_unlock(&a->lock);
+	audit_prune(a, days);
+	pthread_mutex_lock(&a->lock);
+	a->busy_since = 0;
+	a->lock_wait = 0;
+}
+
+/* Frees the list of n items from first; returns the item after them. */
+static struct audit_item *
+audit_free_items(struct audit_item *first, size_t n)
+{
+	struct audit_item *next;
+
+	for (; n > 0 && first != NULL; n--, first = next) {
+		next = first->next;
+		free(first);
 	}
-	a->count -= n;
+	return first;
+}
+
+/* Turns a deadline in monotonic ms into a timespec for the condition
+ * variables (which use CLOCK_MONOTONIC). */
+static struct timespec
+audit_deadline(int64_t ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	return ts;
+}
+
+/* Writes the taken list of n rows, in transactions of about
+ * AUDIT_BATCH_MAX rows cut between requests, retrying each until it
+ * commits (or, closing, until AUDIT_CLOSE_RETRY_MS of failure: then it
+ * and everything queued are dropped and counted). Called without the
+ * lock; returns with it held. Writer thread only. */
+static void
+audit_write_list(struct audit *a, struct audit_item *list, size_t n,
+    int durable)
+{
+	char why[sizeof(a->last_error)];
+
+	while (n > 0) {
+		struct audit_item *it = list;
+		size_t k = 1;
+		uint64_t t0, t1;
+		int rc;
+
+		while (k < n && (k < AUDIT_BATCH_MAX || it->row.more)) {
+			it = it->next;
+			k++;
+		}
+		t0 = request_now_ns();
+		rc = audit_write_batch(a, list, k, durable, why, sizeof(why));
+		t1 = request_now_ns();
+		pthread_mutex_lock(&a->lock);
+		if (rc == 0) {
+			if (a->failing_since != 0)
+				fprintf(stderr, "mlfcgi[%ld]: audit log: "
+				    "writing again\n", a->pid);
+			a->count -= k;
+			a->done_ticket += k;
+			a->stats.written += k;
+			a->stats.commits++;
+			a->stats.last_commit_us = (t1 - t0) / 1000;
+			a->healthy = 1;
+			a->failing_since = 0;
+			a->backoff = 10;
+			list = audit_free_items(list, k);
+			n -= k;
+			a->oldest_ms = list != NULL ? list->queued_ms :
+			    a->head != NULL ? a->head->queued_ms : 0;
+			a->busy_since = n > 0 ? audit_now_ms() : 0;
+			a->lock_wait = 0;
+			if (a->waiters > 0)
+				pthread_cond_broadcast(&a->committed);
+			if (n == 0) {
+				/* Busy or not, prune (at most once a
+				 * minute). */
+				audit_prune_locked(a);
+				return;
+			}
+			pthread_mutex_unlock(&a->lock);
+			continue;
+		}
+		a->stats.failures++;
+		a->healthy = 0;
+		a->busy_since = 0;
+		a->lock_wait = 0;
+		memcpy(a->last_error, why, sizeof(why));
+		if (a->waiters > 0)
+			pthread_cond_broadcast(&a->committed);
+		if (a->failing_since == 0) {
+			a->failing_since = audit_now_ms();
+			fprintf(stderr, "mlfcgi[%ld]: %s; %zu rows queued, "
+			    "retrying\n", a->pid, why, a->count);
+		}
+		if (a->closing &&
+		    audit_now_ms() - a->failing_since > AUDIT_CLOSE_RETRY_MS) {
+			fprintf(stderr, "mlfcgi[%ld]: %s; giving up on %zu "
+			    "queued rows at exit\n", a->pid, why, a->count);
+			a->stats.dropped += a->count;
+			audit_free_items(list, n);
+			audit_free_items(a->head, a->queued);
+			a->head = a->tail = NULL;
+			a->queued = a->count = 0;
+			a->oldest_ms = 0;
+			return;
+		}
+		pthread_mutex_unlock(&a->lock);
+		audit_sleep_ms(a->backoff);
+		a->backoff = a->backoff * 2 > AUDIT_BACKOFF_MAX_MS ?
+		    AUDIT_BACKOFF_MAX_MS : a->backoff * 2;
+		pthread_mutex_lock(&a->lock);
+		a->busy_since = audit_now_ms();
+		a->lock_wait = 0;
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_mutex_lock(&a->lock);
 }
 
 static void *
 audit_writer(void *arg)
 {
 	struct audit *a = arg;
-	struct audit_row *batch[AUDIT_BATCH_MAX];
-	int64_t failing_since = 0;
-	long backoff = 10;
-	int durable, full_sync = 0;
-	char why[sizeof(a->last_error)];
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
-		size_t n, i;
-		uint64_t t0, t1;
-		int rc;
+		struct audit_item *list;
+		size_t n;
+		int durable;
 
-		while (a->count == 0 && !a->closing) {
+		while (a->queued == 0 && !a->closing) {
 			struct timespec until;
 
-			if (a->retain_days > 0) {
-				unsigned days = a->retain_days;
+			audit_prune_locked(a);
+			if (a->queued > 0 || a->closing)
+				break;
+			/* Wake once a second to retry opening a database
+			 * that could not be opened, or to notice a moved
+			 * file (the old one then gets its WAL at once). */
+			until = audit_deadline(audit_now_ms() +
+			    AUDIT_BACKOFF_MAX_MS);
+			a->writer_idle = 1;
+			pthread_cond_timedwait(&a->wake, &a->lock, &until);
+			a->writer_idle = 0;
+			if (a->queued == 0 && !a->closing) {
+				char why[sizeof(a->last_error)];
+				int full = a->durable;
 
 				pthread_mutex_unlock(&a->lock);
-				audit_prune(a, days);
-				pthread_mutex_lock(&a->lock);
-				if (a->count > 0 || a->closing)
-					break;
+				if (audit_ready_db(a, full, why,
+				    sizeof(why)) == 0) {
+					pthread_mutex_lock(&a->lock);
+					a->healthy = 1;
+					a->failing_since = 0;
+				} else
+					pthread_mutex_lock(&a->lock);
 			}
-			/* Wake at least once a minute to prune. */
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += 60;
-			pthread_cond_timedwait(&a->nonempty, &a->lock, &until);
 		}
-		if (a->count == 0)
+		if (a->queued == 0)
 			break;
-		/* Only this thread removes rows, and producers only add at
-		 * the tail, so the batch stays valid while unlocked. */
-		n = a->count < AUDIT_BATCH_MAX ? a->count : AUDIT_BATCH_MAX;
-		for (i = 0; i < n; i++)
-			batch[i] = a->ring[(a->head + i) % a->capacity];
+		/* A short wait for a fuller batch (not when a request waits
+		 * for its row, nor when the writer lags behind). */
+		if (!a->durable && !a->closing && a->queued < AUDIT_BATCH_MAX) {
+			int64_t until = a->head->queued_ms + (a->flush_ms + 3) /
+			    4;
+
+			a->gathering = 1;
+			while (a->queued < AUDIT_BATCH_MAX && !a->closing &&
+			    audit_now_ms() < until) {
+				struct timespec ts = audit_deadline(until);
+
+				pthread_cond_timedwait(&a->wake, &a->lock, &ts);
+			}
+			a->gathering = 0;
+		}
+		/* Take the whole queue: producers go on adding to an empty
+		 * one while it is written. */
+		list = a->head;
+		n = a->queued;
+		a->head = a->tail = NULL;
+		a->queued = 0;
+		a->busy_since = audit_now_ms();
+		a->lock_wait = 0;
 		durable = a->durable;
 		pthread_mutex_unlock(&a->lock);
-
-		if (durable && !full_sync) {
-			sqlite3_exec(a->db, "PRAGMA synchronous=FULL", NULL,
-			    NULL, NULL);
-			full_sync = 1;
-		}
-
-		t0 = request_now_ns();
-		rc = audit_write_batch(a, batch, n, why, sizeof(why));
-		t1 = request_now_ns();
-
-		pthread_mutex_lock(&a->lock);
-		if (rc == 0) {
-			audit_pop(a, n);
-			a->done_ticket += n;
-			pthread_cond_broadcast(&a->committed);
-			a->stats.written += n;
-			a->stats.last_commit_us = (t1 - t0) / 1000;
-			a->healthy = 1;
-			failing_since = 0;
-			backoff = 10;
-			if (a->retain_days > 0) {
-				/* Busy or not, prune (at most once a minute). */
-				unsigned days = a->retain_days;
-
-				pthread_mutex_unlock(&a->lock);
-				audit_prune(a, days);
-				pthread_mutex_lock(&a->lock);
-			}
-			continue;
-		}
-		a->stats.failures++;
-		a->healthy = 0;
-		memcpy(a->last_error, why, sizeof(why));
-		if (failing_since == 0) {
-			failing_since = audit_now_ms();
-			fprintf(stderr, "mlfcgi[%ld]: %s; %zu rows queued, "
-			    "retrying\n", a->pid, why, a->count);
-		}
-		if (a->closing &&
-		    audit_now_ms() - failing_since > AUDIT_CLOSE_RETRY_MS) {
-			fprintf(stderr, "mlfcgi[%ld]: %s; giving up on %zu "
-			    "queued rows at exit\n", a->pid, why, a->count);
-			a->stats.dropped += a->count;
-			audit_pop(a, a->count);
-			break;
-		}
-		pthread_mutex_unlock(&a->lock);
-		audit_sleep_ms(backoff);
-		backoff = backoff * 2 > AUDIT_BACKOFF_MAX_MS ?
-		    AUDIT_BACKOFF_MAX_MS : backoff * 2;
-		pthread_mutex_lock(&a->lock);
+		audit_write_list(a, list, n, durable);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
@@ -329,12 +604,16 @@ audit_writer(void *arg)
 static void
 audit_destroy(struct audit *a)
 {
-	sqlite3_finalize(a->insert);
-	sqlite3_close(a->db);
+	char ignored[8];
+
+	if (audit_close_db(a, ignored, sizeof(ignored)) < 0) {
+		sqlite3_finalize(a->insert);
+		sqlite3_close(a->db);
+	}
 	pthread_mutex_destroy(&a->lock);
-	pthread_cond_destroy(&a->nonempty);
+	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->committed);
-	free(a->ring);
+	free(a->path);
 	free(a);
 }
 
@@ -342,16 +621,32 @@ struct audit *
 audit_open(const char *path, size_t capacity, char *err, size_t errlen)
 {
 	struct audit *a = xcalloc(1, sizeof(*a));
+	pthread_condattr_t ca;
+	int readonly;
 
 	a->capacity = capacity ? capacity : AUDIT_QUEUE_DEFAULT;
-	a->ring = xcalloc(a->capacity, sizeof(*a->ring));
+	a->path = xstrdup(path);
 	a->pid = (long)getpid();
 	a->healthy = 1;
+	a->flush_ms = AUDIT_FLUSH_MS_DEFAULT;
+	a->backoff = 10;
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->nonempty, NULL);
-	pthread_cond_init(&a->committed, NULL);
-	if (audit_open_db(a, path, err, errlen) < 0)
-		goto fail;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->wake, &ca);
+	pthread_cond_init(&a->committed, &ca);
+	pthread_condattr_destroy(&ca);
+	if (audit_open_db(a, &readonly, err, errlen) < 0) {
+		if (!readonly)
+			goto fail;
+		/* Serve anyway; the writer retries (see audit.h). */
+		fprintf(stderr, "mlfcgi[%ld]: audit log: %s; rows will be "
+		    "queued until it is writable\n", a->pid, err);
+		snprintf(a->last_error, sizeof(a->last_error),
+		    "audit log: %s", err);
+		a->healthy = 0;
+		a->failing_since = audit_now_ms();
+	}
 	if (pthread_create(&a->thread, NULL, audit_writer, a) != 0) {
 		snprintf(err, errlen, "cannot start the audit writer thread");
 		goto fail;
@@ -362,16 +657,67 @@ fail:
 	return NULL;
 }
 
-/* Copies s to *p and advances it; returns the copy. */
+/* Copies s (n bytes and its NUL) to *p and advances it; returns the
+ * copy. */
 static const char *
-audit_copy(char **p, const char *s)
+audit_copy(char **p, const char *s, size_t n)
 {
-	size_t n = strlen(s) + 1;
 	char *d = *p;
 
-	memcpy(d, s, n);
-	*p += n;
+	memcpy(d, s, n + 1);
+	*p += n + 1;
 	return d;
+}
+
+/* Copies row into one new item. */
+static struct audit_item *
+audit_item_new(const struct audit_row *row, int64_t now)
+{
+	size_t len[5] = { strlen(row->request_id), strlen(row->model),
+	    strlen(row->version), strlen(row->input), strlen(row->output) };
+	struct audit_item *it = xmalloc(sizeof(*it) + len[0] + len[1] +
+	    len[2] + len[3] + len[4] + 5);
+	char *p = (char *)(it + 1);
+	int i;
+
+	it->next = NULL;
+	it->row = *row;
+	it->queued_ms = now;
+	for (i = 0; i < 5; i++)
+		it->len[i] = (int)len[i];
+	it->row.request_id = audit_copy(&p, row->request_id, len[0]);
+	it->row.model = audit_copy(&p, row->model, len[1]);
+	it->row.version = audit_copy(&p, row->version, len[2]);
+	it->row.input = audit_copy(&p, row->input, len[3]);
+	it->row.output = audit_copy(&p, row->output, len[4]);
+	return it;
+}
+
+/* Backpressure before queuing n rows: waits while the writer is healthy
+ * and making progress but the oldest uncommitted row is older than
+ * flush_ms, or the n rows would make more than AUDIT_LAG_ROWS uncommitted
+ * (unless none is). Gives up as soon as the writer fails, waits for
+ * another process's lock, stalls (one commit or prune longer than
+ * AUDIT_STALL_MS) or closes. Caller holds the lock. */
+static void
+audit_backpressure(struct audit *a, int64_t now, size_t n)
+{
+	int waited = 0;
+
+	while (!a->closing && a->healthy && a->count > 0 &&
+	    (now - a->oldest_ms > a->flush_ms ||
+	    a->count + n > AUDIT_LAG_ROWS) &&
+	    !a->lock_wait &&
+	    !(a->busy_since != 0 && now - a->busy_since > AUDIT_STALL_MS)) {
+		struct timespec until = audit_deadline(now + a->flush_ms);
+
+		if (!waited++)
+			a->stats.waits++;
+		a->waiters++;
+		pthread_cond_timedwait(&a->committed, &a->lock, &until);
+		a->waiters--;
+		now = audit_now_ms();
+	}
 }
 
 int
@@ -386,54 +732,73 @@ int
 audit_enqueue_ticket(struct audit *a, const struct audit_row *row,
     unsigned long long *ticket)
 {
-	size_t size = sizeof(struct audit_row) + strlen(row->request_id) +
-	    strlen(row->model) + strlen(row->version) + strlen(row->input) +
-	    strlen(row->output) + 5;
-	struct audit_row *r = xmalloc(size);
-	char *p = (char *)(r + 1);
+	int64_t now = audit_now_ms();
+	struct audit_item *it = audit_item_new(row, now), *first;
+	size_t n;
 	int full;
 
-	*r = *row;
-	r->request_id = audit_copy(&p, row->request_id);
-	r->model = audit_copy(&p, row->model);
-	r->version = audit_copy(&p, row->version);
-	r->input = audit_copy(&p, row->input);
-	r->output = audit_copy(&p, row->output);
+	if (audit_group.tail != NULL)
+		audit_group.tail->next = it;
+	else
+		audit_group.head = it;
+	audit_group.tail = it;
+	audit_group.n++;
+	*ticket = 0;
+	if (row->more)
+		return 0;
+	first = audit_group.head;
+	n = audit_group.n;
+	audit_group.head = audit_group.tail = NULL;
+	audit_group.n = 0;
 
 	pthread_mutex_lock(&a->lock);
-	full = a->count == a->capacity || a->closing;
+	audit_backpressure(a, now, n);
+	full = a->count + n > a->capacity || a->closing;
 	if (!full) {
-		a->ring[(a->head + a->count) % a->capacity] = r;
-		a->count++;
-		a->stats.enqueued++;
-		*ticket = ++a->next_ticket;
-		pthread_cond_signal(&a->nonempty);
-	} else if (a->stats.dropped++ % 10000 == 0)
-		fprintf(stderr, "mlfcgi[%ld]: audit queue full (%zu rows): "
-		    "dropping rows (%llu so far)\n", a->pid, a->capacity,
-		    (unsigned long long)a->stats.dropped);
+		if (a->tail != NULL)
+			a->tail->next = first;
+		else
+			a->head = first;
+		a->tail = it;
+		if (a->count == 0)
+			a->oldest_ms = first->queued_ms;
+		a->queued += n;
+		a->count += n;
+		a->stats.enqueued += n;
+		a->next_ticket += n;
+		*ticket = a->next_ticket;
+		/* The writer sleeps only when idle, or gathering a batch. */
+		if (a->writer_idle ||
+		    (a->gathering && a->queued >= AUDIT_BATCH_MAX))
+			pthread_cond_signal(&a->wake);
+	} else {
+		if (a->stats.dropped / 10000 != (a->stats.dropped + n) / 10000 ||
+		    a->stats.dropped == 0)
+			fprintf(stderr, "mlfcgi[%ld]: audit queue full (%zu "
+			    "rows): dropping rows (%llu so far)\n", a->pid,
+			    a->capacity,
+			    (unsigned long long)(a->stats.dropped + n));
+		a->stats.dropped += n;
+	}
 	pthread_mutex_unlock(&a->lock);
 	if (full)
-		free(r);
+		audit_free_items(first, n);
 	return full ? -1 : 0;
 }
 
 int
 audit_wait(struct audit *a, unsigned long long ticket, long timeout_ms)
 {
-	struct timespec until;
+	struct timespec until = audit_deadline(audit_now_ms() + timeout_ms);
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L)
-		until.tv_sec++, until.tv_nsec -= 1000000000L;
 	pthread_mutex_lock(&a->lock);
+	a->waiters++;
 	while (a->done_ticket < ticket && rc == 0)
 		if (pthread_cond_timedwait(&a->committed, &a->lock, &until) ==
 		    ETIMEDOUT && a->done_ticket < ticket)
 			rc = -1;
+	a->waiters--;
 	pthread_mutex_unlock(&a->lock);
 	return rc;
 }
@@ -449,11 +814,19 @@ audit_set_durable(struct audit *a)
 }
 
 void
+audit_set_flush_ms(struct audit *a, long ms)
+{
+	pthread_mutex_lock(&a->lock);
+	a->flush_ms = ms > 0 ? ms : 1;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void
 audit_set_retention(struct audit *a, unsigned days)
 {
 	pthread_mutex_lock(&a->lock);
 	a->retain_days = days;
-	pthread_cond_signal(&a->nonempty);
+	pthread_cond_signal(&a->wake);
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -488,7 +861,8 @@ audit_close(struct audit *a)
 		return;
 	pthread_mutex_lock(&a->lock);
 	a->closing = 1;
-	pthread_cond_signal(&a->nonempty);
+	pthread_cond_signal(&a->wake);
+	pthread_cond_broadcast(&a->committed);
 	pthread_mutex_unlock(&a->lock);
 	pthread_join(a->thread, NULL);
 	audit_destroy(a);

@@ -385,6 +385,7 @@ predict_audit(struct route_call *c, const struct model *m, size_t n)
 		ar.cached = s->cached[i];
 		ar.input = s->row_json.data;
 		ar.output = s->tmp.data;
+		ar.more = i + 1 < n;	/* one transaction per request */
 		if (audit_enqueue_ticket(c->env->audit, &ar, &ticket) < 0)
 			rc = -1;
 	}

@@ -3,25 +3,21 @@
 replaced while `mlfcgi --listen` runs (issue 5, "Audit durability:
 Faults"). TAP output.
 
-What must hold (plain tests): requests keep being answered 200, mlfcgi
-does not crash and exits 0 on SIGTERM.
-
-What happens to the rows is a policy still to decide; today mlfcgi keeps
-its open connection, so SQLite goes on writing to the old inode while the
--wal and -shm files stay tied to the path by name. The tests of what a
-policy should give are TAP TODO tests (reported, not failures; they turn
-into unexpected passes, XPASS, once it is done):
-D. deleted (the file, -wal and -shm): rows written afterwards should be in
-   a database at the path (today: written to unlinked inodes, lost);
+What must hold: requests keep being answered 200, mlfcgi does not crash
+and exits 0 on SIGTERM; and the policy (README, "Guarantees"): before
+each transaction the writer checks whether the file at the path is still
+the one it has open; if not, it checkpoints its WAL into the old file
+(which keeps every row committed before), closes it, and goes on in a
+database at the path (created with the schema if needed):
+D. deleted (the file, -wal and -shm): rows written afterwards are in a
+   new database at the path;
 M. moved (mv audit.db audit.db.1, as logrotate does) before any
-   checkpoint: the rotated file should hold the rows committed before the
-   move (today: they stay in an orphaned audit.db-wal, since SQLite does
-   not checkpoint a moved file on close) and no committed row should be
-   lost after a restart at the path (today: the new database discards the
-   orphaned -wal, and every row is gone);
+   checkpoint: the rotated file holds the rows committed before the move,
+   the rows after it are at the path, and none is lost after a restart at
+   the path;
 P. replaced (another database renamed over the path) after checkpoints
-   ran: the database at the path should pass PRAGMA integrity_check
-   (today: the old -wal is read over the new file: malformed).
+   ran: the database at the path passes PRAGMA integrity_check and holds
+   the rows written after the replacement.
 
 Env: MLFCGI_BIN, SRCDIR, BUILDDIR. Needs: sqlite3."""
 
@@ -40,7 +36,6 @@ SRC, BIN = fc.paths()
 MODEL = os.path.join(SRC, 'models', 'iris.json')
 SCHEMA = os.path.join(SRC, 'sql', 'schema.sql')
 BATCH = json.dumps({'instances': [[5.1, 3.5, 1.4, 0.2]] * 1000}).encode()
-TODO = 'policy for a moved or deleted audit file not decided (issue 5)'
 
 t = fc.Tap()
 tmp = tempfile.mkdtemp(prefix='mlfcgi-files.')
@@ -115,9 +110,9 @@ def part_deleted():
     post = send(m, 'd-post', 20)
     drain(m)
     serving(m, post, d)
-    t.todo(rows(db, 'd-post') == 20, '%s: the 20 rows written after the '
-           'deletion are in a database at the path (got: %s)' % (
-               d, rows(db, 'd-post')), TODO)
+    t.ok(rows(db, 'd-post') == 20, '%s: the 20 rows written after the '
+         'deletion are in a database at the path (got: %s)' % (
+             d, rows(db, 'd-post')))
     stop(m, d)
     t.diag('%s: after the stop, at the path: %s' % (d, listing(dd, 'audit')
                                                     or 'nothing'))
@@ -139,11 +134,14 @@ def part_moved():
     files = listing(dd, 'audit')
     t.diag('%s: after the stop: %s' % (d, files))
     got = rows(db + '.1', 'm-pre')
-    t.todo(got == 20, '%s: the rotated file holds the 20 rows committed '
-           'before the move (got: %s)' % (d, got), TODO)
+    t.ok(got == 20, '%s: the rotated file holds the 20 rows committed '
+         'before the move (got: %s)' % (d, got))
     got = (rows(db, 'm-post'), rows(db + '.1', 'm-post'))
-    t.todo(20 in got, '%s: the 20 rows written after the move are in the '
-           'rotated file or at the path (got: %s, %s)' % ((d,) + got), TODO)
+    t.ok(got == (20, 0), '%s: the 20 rows written after the move are in '
+         'a new database at the path, none in the rotated file (got: %s, '
+         '%s)' % ((d,) + got))
+    t.ok('was moved, deleted or replaced' in m.log_tail(20), '%s: stderr '
+         'says the file was moved and where the rows go' % d, m.log_tail(3))
 
     # A restart at the path, as a service manager would do.
     m = start(db, 'M2')
@@ -153,9 +151,9 @@ def part_moved():
     stop(m, '%s, restarted' % d)
     kept = sum(n for n in (rows(db, 'm-p'), rows(db + '.1', 'm-p'))
                if isinstance(n, int))
-    t.todo(kept == 40, '%s: after the restart, the 40 committed rows are '
-           'all in audit.db or audit.db.1 (found %d; files now: %s)' % (
-               d, kept, listing(dd, 'audit')), TODO)
+    t.ok(kept == 40, '%s: after the restart, the 40 committed rows are '
+         'all in audit.db or audit.db.1 (found %d; files now: %s)' % (
+             d, kept, listing(dd, 'audit')))
 
 
 def part_replaced():
@@ -177,11 +175,11 @@ def part_replaced():
     serving(m, post, d)
     stop(m, d)
     rc, out = fc.sql(db, 'PRAGMA integrity_check;')
-    t.todo(out == 'ok', '%s: the database now at the path passes PRAGMA '
-           'integrity_check (got: %s)' % (d, out[:80]), TODO)
+    t.ok(out == 'ok', '%s: the database now at the path passes PRAGMA '
+         'integrity_check (got: %s)' % (d, out[:80]))
     got = rows(db, 'p-post')
-    t.todo(got == 20, '%s: the 20 rows written after the replacement are '
-           'in the database at the path (got: %s)' % (d, got), TODO)
+    t.ok(got == 20, '%s: the 20 rows written after the replacement are '
+         'in the database at the path (got: %s)' % (d, got))
 
 
 if shutil.which('sqlite3') is None:

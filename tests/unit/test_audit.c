@@ -573,6 +573,92 @@ test_row_strings_copied(void **state)
 	sqlite3_close(db);
 }
 
+/* ---- one request's rows, a moved file ---------------------------------- */
+
+/* Rows with more set wait for the request's last row, then queue (and
+ * commit) together; a group the queue has no room for is dropped whole. */
+static void
+test_group_queued_whole(void **state)
+{
+	struct tmp *t = *state;
+	struct audit *a = open_ok(t->db, 3);
+	struct audit_stats st;
+	struct audit_row r;
+	char rid[16];
+	sqlite3 *db;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(rid, sizeof(rid), "g-%d", i);
+		row_make(&r, 1764460799123LL, rid);
+		r.more = i < 2;
+		assert_int_equal(audit_enqueue(a, &r), 0);
+		audit_get_stats(a, &st);
+		assert_int_equal(st.enqueued, i < 2 ? 0 : 3);
+	}
+	wait_written(a, 3);
+	/* Four rows do not fit in a queue of three: all four dropped. */
+	for (i = 0; i < 4; i++) {
+		snprintf(rid, sizeof(rid), "h-%d", i);
+		row_make(&r, 1764460799123LL, rid);
+		r.more = i < 3;
+		assert_int_equal(audit_enqueue(a, &r), i < 3 ? 0 : -1);
+	}
+	audit_get_stats(a, &st);
+	assert_int_equal(st.enqueued, 3);
+	assert_int_equal(st.dropped, 4);
+	audit_close(a);
+	db = db_open(t->db);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions WHERE "
+	    "request_id LIKE 'g-%'"), 3);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions WHERE "
+	    "request_id LIKE 'h-%'"), 0);
+	sqlite3_close(db);
+}
+
+/* The file renamed while open: the renamed file keeps the rows committed
+ * before (checkpointed into it), the next rows go to a new file at the
+ * path. */
+static void
+test_moved_file_reopened(void **state)
+{
+	struct tmp *t = *state;
+	struct audit *a = open_ok(t->db, 0);
+	struct audit_stats st;
+	struct audit_row r;
+	char moved[160], path[176];
+	sqlite3 *db;
+
+	snprintf(moved, sizeof(moved), "%s.1", t->db);
+	row_make(&r, 1764460799123LL, "before");
+	assert_int_equal(audit_enqueue(a, &r), 0);
+	wait_written(a, 1);
+	assert_int_equal(rename(t->db, moved), 0);
+	row_make(&r, 1764460799123LL, "after");
+	assert_int_equal(audit_enqueue(a, &r), 0);
+	wait_written(a, 2);
+	audit_get_stats(a, &st);
+	assert_int_equal(st.reopened, 1);
+	assert_int_equal(st.failures, 0);
+	audit_close(a);
+
+	db = db_open(moved);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions WHERE "
+	    "request_id = 'before'"), 1);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions"), 1);
+	sqlite3_close(db);
+	db = db_open(t->db);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions WHERE "
+	    "request_id = 'after'"), 1);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions"), 1);
+	sqlite3_close(db);
+	unlink(moved);
+	snprintf(path, sizeof(path), "%s-wal", moved);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s-shm", moved);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -593,6 +679,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_two_handles_one_file, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_row_strings_copied, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_group_queued_whole, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_moved_file_reopened, setup,
 		    teardown),
 	};
 
