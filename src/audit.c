@@ -178,8 +178,8 @@ audit_busy(void *arg, int tries)
 	int64_t now = audit_now_ms();
 
 	if (tries == 0) {
-		a->lock_since = now;
 		pthread_mutex_lock(&a->lock);
+		a->lock_since = now;	/* read by audit_wait() */
 		a->lock_wait = 1;
 		if (a->waiters > 0)
 			pthread_cond_broadcast(&a->committed);
@@ -786,18 +786,38 @@ audit_enqueue_ticket(struct audit *a, const struct audit_row *row,
 	return full ? -1 : 0;
 }
 
+/* Tells whether the writer is stuck: failing, waiting for another
+ * process's lock, or in one commit or prune, for over AUDIT_STALL_MS.
+ * Caller holds the lock. */
+static int
+audit_stuck(const struct audit *a, int64_t now)
+{
+	return !a->healthy ||
+	    (a->lock_wait && now - a->lock_since > AUDIT_STALL_MS) ||
+	    (a->busy_since != 0 && now - a->busy_since > AUDIT_STALL_MS);
+}
+
 int
 audit_wait(struct audit *a, unsigned long long ticket, long timeout_ms)
 {
-	struct timespec until = audit_deadline(audit_now_ms() + timeout_ms);
+	int64_t now = audit_now_ms(), deadline = now + timeout_ms;
 	int rc = 0;
 
 	pthread_mutex_lock(&a->lock);
 	a->waiters++;
-	while (a->done_ticket < ticket && rc == 0)
-		if (pthread_cond_timedwait(&a->committed, &a->lock, &until) ==
-		    ETIMEDOUT && a->done_ticket < ticket)
+	while (a->done_ticket < ticket) {
+		struct timespec until;
+
+		if (now >= deadline || audit_stuck(a, now)) {
 			rc = -1;
+			break;
+		}
+		/* Woken by each commit; looks again every 100 ms. */
+		until = audit_deadline(now + 100 < deadline ? now + 100 :
+		    deadline);
+		pthread_cond_timedwait(&a->committed, &a->lock, &until);
+		now = audit_now_ms();
+	}
 	a->waiters--;
 	pthread_mutex_unlock(&a->lock);
 	return rc;

@@ -102,8 +102,12 @@ struct audit *audit_open(const char *path, size_t capacity, char *err,
 int	audit_enqueue(struct audit *a, const struct audit_row *row);
 int	audit_enqueue_ticket(struct audit *a, const struct audit_row *row,
 	    unsigned long long *ticket);
-/* Waits until every row up to ticket is committed, at most timeout_ms.
- * Returns 0 once they are, -1 on timeout. Thread-safe. */
+/* Waits until every row up to ticket is committed, at most timeout_ms,
+ * and no longer once the writer is stuck (failing, or for over
+ * a second waiting for another process's lock or in one commit), so
+ * that request threads are not all held up. Returns 0 once they are
+ * committed, -1 on timeout or a stuck writer (the rows stay queued and
+ * land later). Thread-safe. */
 int	audit_wait(struct audit *a, unsigned long long ticket, long timeout_ms);
 /* Durable mode: synchronous=FULL, for callers that audit_wait(). Call
  * before the first row. */
