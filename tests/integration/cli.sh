@@ -20,6 +20,20 @@ ok() {  # ok CONDITION-STATUS DESCRIPTION
 }
 check() { local d=$1; shift; "$@" >/dev/null 2>&1; ok $? "$d"; }
 
+# serving ADDR PID: until mlfcgi (PID) answers GET /health on ADDR
+# (host:port or a socket path), at most 30 s: a process under valgrind on
+# a loaded machine takes seconds to start. False if PID died or on timeout.
+serving() {
+	local deadline=$((SECONDS + 30))
+	while [ $SECONDS -lt $deadline ]; do
+		kill -0 "$2" 2>/dev/null || return 1
+		env -i REQUEST_METHOD=GET SCRIPT_NAME=/health cgi-fcgi -bind \
+		    -connect "$1" 2>/dev/null | grep -q '"status":"healthy"' && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # run_cgi METHOD PATH BODY [CONTENT_TYPE]: the CGI response on stdout
 run_cgi() {
 	printf '%s' "$3" | env -i REQUEST_METHOD="$1" PATH_INFO="$2" \
@@ -116,12 +130,7 @@ port=$(( 20000 + RANDOM % 12000 ))  # below the ephemeral range
 "$MLFCGI_BIN" --model "$MODEL" --listen "127.0.0.1:$port" \
     --audit-db "$tmp/audit.db" --threads 3 2>"$tmp/err" &
 pid=$!
-up=1
-for _ in $(seq 50); do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=0; break; fi
-	sleep 0.1
-done
-ok $up "--listen 127.0.0.1:$port accepts connections"
+serving "127.0.0.1:$port" "$pid"; ok $? "--listen 127.0.0.1:$port accepts connections"
 body='{"sepal_length":6.3,"sepal_width":3.3,"petal_length":6.0,"petal_width":2.5}'
 good=0
 for _ in $(seq 40); do
@@ -142,21 +151,14 @@ v=$(sqlite3 "$tmp/audit.db" 'PRAGMA user_version; PRAGMA journal_mode' | tr '\n'
 "$MLFCGI_BIN" --model "$MODEL" --listen "$tmp/s.sock" 2>>"$tmp/err" &
 pid=$!
 # The socket file appears at bind(), just before listen(): retry.
-out=
-for _ in $(seq 50); do
-	out=$(env -i REQUEST_METHOD=GET SCRIPT_NAME=/health cgi-fcgi -bind \
-	    -connect "$tmp/s.sock" 2>/dev/null) && [ -n "$out" ] && break
-	sleep 0.1
-done
-grep -q '"status":"healthy"' <<<"$out"; ok $? "FastCGI over a unix socket: /health"
+serving "$tmp/s.sock" "$pid"; ok $? "FastCGI over a unix socket: /health"
 kill -TERM "$pid"; wait "$pid"; pid=
 
 # A unix socket that another mlfcgi still serves is refused, not stolen,
 # and stopping the first removes only its own socket.
 "$MLFCGI_BIN" --model "$MODEL" --listen "$tmp/own.sock" --socket-mode 0660 2>>"$tmp/err" &
 first=$!
-for _ in $(seq 50); do [ -S "$tmp/own.sock" ] && break; sleep 0.1; done
-sleep 0.2
+serving "$tmp/own.sock" "$first"
 out=$("$MLFCGI_BIN" --model "$MODEL" --listen "$tmp/own.sock" 2>&1); rc=$?
 [ "$rc" -eq 1 ] && grep -q 'in use by another process' <<<"$out"; ok $? "a socket in use is refused ($out)"
 m=$(stat -c %a "$tmp/own.sock"); [ "$m" = 660 ]; ok $? "--socket-mode 0660 sets the socket's mode ($m)"
@@ -169,8 +171,8 @@ if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
 	"$MLFCGI_BIN" --model "$MODEL" --listen "$tmp/u/u.sock" --user nobody \
 	    --audit-db "$tmp/u/audit.db" 2>>"$tmp/err" &
 	upid=$!
-	for _ in $(seq 50); do [ -S "$tmp/u/u.sock" ] && break; sleep 0.1; done
-	sleep 0.2
+	# Serving means the privileges are dropped and the audit log open.
+	serving "$tmp/u/u.sock" "$upid"
 	who=$(ps -o user= -p "$upid" | tr -d ' ')
 	owner=$(stat -c %U "$tmp/u/audit.db" 2>/dev/null)
 	kill -TERM "$upid"; wait "$upid"
@@ -194,7 +196,7 @@ left=$(sqlite3 "$tmp/keep.db" "SELECT group_concat(request_id) FROM (SELECT requ
 "$MLFCGI_BIN" --model "$MODEL" --listen "127.0.0.1:$((port + 1))" \
     --audit-db "$tmp/sync.db" --audit-sync 2>>"$tmp/err" &
 spid=$!
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null && break; sleep 0.1; done
+serving "127.0.0.1:$((port + 1))" "$spid"
 got=0
 for i in $(seq 20); do
 	out=$(printf '%s' "$body" | env -i REQUEST_METHOD=POST SCRIPT_NAME=/predict \

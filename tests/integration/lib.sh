@@ -548,8 +548,9 @@ render_conf() {
 
 # start_listener ADDR LOG [MLFCGI ARGS...]: `mlfcgi --listen ADDR` in the
 # background, as LISTENER_USER when set (else as this script's user); sets
-# LISTENER_PID (tracked) and waits until it listens (10 s): a TCP port
-# accepts, or a Unix socket file exists.
+# LISTENER_PID (tracked) and waits until it listens (30 s: a process under
+# valgrind on a loaded machine takes seconds): a TCP port accepts, or a
+# Unix socket file exists.
 LISTENER_PID=""
 LISTENER_USER=""
 start_listener() {
@@ -563,14 +564,14 @@ start_listener() {
     track_log "$log"
     case $addr in
     */*)
-        deadline=$((SECONDS + 10))
+        deadline=$((SECONDS + 30))
         while [ $SECONDS -lt $deadline ]; do
             pid_alive "$LISTENER_PID" || return 1
             [ -S "$addr" ] && return 0
             sleep 0.05
         done
         return 1 ;;
-    *)  wait_listening "${addr##*:}" "$LISTENER_PID" 10 ;;
+    *)  wait_listening "${addr##*:}" "$LISTENER_PID" 30 ;;
     esac
 }
 

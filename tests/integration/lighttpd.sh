@@ -405,8 +405,10 @@ DRAIN_PID=$!
 track_pid "$DRAIN_PID"
 deadline=$((SECONDS + 20))
 while [ "$(ls "$DRAIN" | grep -c '\.code$')" -lt 20 ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
-kill -TERM "$MLFCGI_PID"
+# Counted before the signal: a request answered (503) just after it must
+# not count as answered before it.
 SIGTERM_AT=$(ls "$DRAIN" | grep -c '\.code$')
+kill -TERM "$MLFCGI_PID"
 if wait_gone 20 "$MLFCGI_PID"; then
     wait "$MLFCGI_PID"; STOP_STATUS=$?
 else

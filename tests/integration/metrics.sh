@@ -36,7 +36,7 @@ echo "1..17"
 "$MLFCGI_BIN" --model "$SRCDIR/models/iris.json" --listen "$sock" \
     --cache-size 8 --audit-db "$tmp/audit.db" 2>"$tmp/err" &
 pid=$!
-for _ in $(seq 100); do [ -n "$(fcgi GET /health)" ] && break; sleep 0.05; done
+for _ in $(seq 600); do [ -n "$(fcgi GET /health)" ] && break; sleep 0.05; done	# <= 30 s: slow under valgrind
 
 row='{"features":[5.1,3.5,1.4,0.2]}'
 r1=$(fcgi POST /predict "$row" "client-id.1")
@@ -113,7 +113,7 @@ c=$(sqlite3 "$tmp/audit.db" "SELECT count(*) FROM predictions WHERE request_id =
 # Without --cache-size there is no cache and no X-Cache header.
 "$MLFCGI_BIN" --model "$SRCDIR/models/iris.json" --listen "$sock" 2>>"$tmp/err" &
 pid=$!
-for _ in $(seq 100); do [ -n "$(fcgi GET /health)" ] && break; sleep 0.05; done
+for _ in $(seq 600); do [ -n "$(fcgi GET /health)" ] && break; sleep 0.05; done	# <= 30 s: slow under valgrind
 r=$(fcgi POST /predict "$row"; fcgi POST /predict "$row")
 ! grep -q '^X-Cache' <<<"$r"; ok $? "no cache by default: no X-Cache header"
 ! grep -q 'mlfcgi_cache' <<<"$(fcgi GET /metrics)"; ok $? "no cache series by default"

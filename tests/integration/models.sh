@@ -43,7 +43,7 @@ start() {
 	"$MLFCGI_BIN" --listen "$sock" "$@" 2>>"$tmp/err" &
 	pid=$!
 	# The socket file appears at bind(), just before listen(): ask.
-	for _ in $(seq 100); do
+	for _ in $(seq 600); do	# 30 s: slow under valgrind
 		[ -S "$sock" ] && [ -n "$(fcgi GET /health)" ] && return
 		sleep 0.05
 	done
