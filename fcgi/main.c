@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "input.h"
 #include "model.h"
 #include "registry.h"
 #include "metrics.h"
@@ -432,6 +433,8 @@ main(int argc, char **argv)
 	char err[512];
 	int listen_fd = 0, rc;
 
+	/* Before any thread: request bodies parse into per-thread arenas. */
+	input_json_hooks();
 	if (config_load(&cfg, argc, argv) < 0) {
 		fprintf(stderr, "Try 'mlfcgi --help'.\n");
 		return 2;

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -119,23 +121,38 @@ serve_read_body(struct serve_conn *c, const char *clen, size_t max,
 	c->body.data[c->body.len] = '\0';
 }
 
-/* Builds the CGI-style response head into c->head. */
+/* Writes "Name: value\r\n". */
+static void
+serve_header(struct buf *b, const char *name, const char *value)
+{
+	buf_puts(b, name);
+	buf_puts(b, value);
+	buf_puts(b, "\r\n");
+}
+
+/* Builds the CGI-style response head into c->head (without printf: this
+ * runs for every request). */
 static void
 serve_head(struct serve_conn *c, int with_body)
 {
 	const struct response *r = &c->res;
 
 	buf_reset(&c->head);
-	buf_printf(&c->head, "Status: %d %s\r\nContent-Type: %s\r\n"
-	    "Content-Length: %zu\r\nCache-Control: no-store\r\n",
-	    r->status, response_reason(r->status), r->content_type,
-	    r->body.len);
+	buf_reserve(&c->head, 256 + (with_body ? r->body.len : 0));
+	buf_puts(&c->head, "Status: ");
+	buf_put_uint(&c->head, r->status > 0 ? (unsigned)r->status : 0);
+	buf_putc(&c->head, ' ');
+	serve_header(&c->head, "", response_reason(r->status));
+	serve_header(&c->head, "Content-Type: ", r->content_type);
+	buf_puts(&c->head, "Content-Length: ");
+	buf_put_uint(&c->head, r->body.len);
+	buf_puts(&c->head, "\r\nCache-Control: no-store\r\n");
 	if (r->request_id[0] != '\0')
-		buf_printf(&c->head, "X-Request-Id: %s\r\n", r->request_id);
+		serve_header(&c->head, "X-Request-Id: ", r->request_id);
 	if (r->allow != NULL)
-		buf_printf(&c->head, "Allow: %s\r\n", r->allow);
+		serve_header(&c->head, "Allow: ", r->allow);
 	if (r->x_cache != NULL)
-		buf_printf(&c->head, "X-Cache: %s\r\n", r->x_cache);
+		serve_header(&c->head, "X-Cache: ", r->x_cache);
 	buf_puts(&c->head, "\r\n");
 	if (with_body)
 		buf_append(&c->head, r->body.data, r->body.len);
@@ -179,10 +196,10 @@ serve_fcgi_read(void *stream, char *buf, int n)
 	return FCGX_GetStr(buf, n, (FCGX_Stream *)stream);
 }
 
-/* Waits for a connection or for the stop signal. Returns 1 if a request
- * was accepted into req, 0 when stopping. Caller holds accept_lock. */
+/* Waits until listen_fd is readable or the stop signal. Returns 1 when
+ * readable, 0 when stopping. */
 static int
-serve_accept(struct serve_pool *p, FCGX_Request *req)
+serve_wait(struct serve_pool *p)
 {
 	struct pollfd fds[2];
 
@@ -202,9 +219,77 @@ serve_accept(struct serve_pool *p, FCGX_Request *req)
 			return 0;
 		if (fds[0].revents & (POLLERR | POLLNVAL))
 			return 0;
-		/* The socket is non-blocking: if another process took the
-		 * connection first, FCGX_Accept_r fails with EAGAIN and we
-		 * poll again. */
+		return 1;
+	}
+}
+
+/* Accepts the next connection into req->ipcFd, for FCGX_Accept_r() to read
+ * the request from. The listening socket is non-blocking: accept first and
+ * poll only when nothing is waiting, so a busy server makes one system call
+ * here per request (poll-then-accept made two, and libfcgi's own accept a
+ * select on top). Does what libfcgi's accept does: TCP_NODELAY on TCP.
+ * Returns 1 with a connection (*is_unix set), 0 when stopping. Caller
+ * holds accept_lock. */
+static int
+serve_accept(struct serve_pool *p, FCGX_Request *req, int *is_unix)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int fd, one = 1;
+
+	for (;;) {
+		if (atomic_load(&p->stopping))
+			return 0;
+		len = sizeof(sa);
+		/* On Linux the new socket does not inherit O_NONBLOCK:
+		 * libfcgi's reads block, as with its own accept. */
+		fd = accept(p->listen_fd, (struct sockaddr *)&sa, &len);
+		if (fd >= 0)
+			break;
+		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+			continue;
+		/* Nothing waiting, or out of descriptors or memory for now. */
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EMFILE &&
+		    errno != ENFILE && errno != ENOBUFS && errno != ENOMEM)
+			return 0;
+		if (!serve_wait(p))
+			return 0;
+	}
+	if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	req->ipcFd = fd;
+	*is_unix = sa.ss_family == AF_UNIX;
+	/* Else FCGX_Accept_r() would close it as the end of the last one. */
+	req->keepConnection = 1;
+	return 1;
+}
+
+/* Whether the new connection fd has something to read within 2 seconds.
+ * libfcgi's own accept drops a unix-socket connection that stays silent
+ * that long (so that it cannot hold a thread, or SIGTERM, for ever); keep
+ * that, outside the accept lock. Under load the request is already there
+ * and poll() returns at once. */
+static int
+serve_not_silent(int fd)
+{
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	int n;
+
+	while ((n = poll(&pfd, 1, 2000)) < 0 && errno == EINTR)
+		continue;
+	return n > 0;
+}
+
+/* As serve_accept, but libfcgi accepts (under the lock): needed when
+ * FCGI_WEB_SERVER_ADDRS asks libfcgi to check the peer's address. */
+static int
+serve_accept_libfcgi(struct serve_pool *p, FCGX_Request *req)
+{
+	for (;;) {
+		if (!serve_wait(p))
+			return 0;
+		/* If another process took the connection first,
+		 * FCGX_Accept_r fails with EAGAIN and we poll again. */
 		if (FCGX_Accept_r(req) == 0)
 			return 1;
 	}
@@ -216,16 +301,28 @@ serve_thread(void *arg)
 	struct serve_pool *p = arg;
 	struct serve_conn c;
 	FCGX_Request req;
-	int got;
+	int got, is_unix = 0, own = getenv("FCGI_WEB_SERVER_ADDRS") == NULL;
 
 	serve_conn_init(&c);
 	FCGX_InitRequest(&req, p->listen_fd, 0);
 	for (;;) {
 		pthread_mutex_lock(&p->accept_lock);
-		got = serve_accept(p, &req);
+		got = own ? serve_accept(p, &req, &is_unix) :
+		    serve_accept_libfcgi(p, &req);
 		pthread_mutex_unlock(&p->accept_lock);
 		if (!got)
 			break;
+		if (own && is_unix && !serve_not_silent(req.ipcFd)) {
+			close(req.ipcFd);
+			req.ipcFd = -1;
+			continue;
+		}
+		/* Reads the request's parameters outside the lock. On a
+		 * protocol error libfcgi closes the connection (and may try
+		 * an accept of its own, which the non-blocking socket ends
+		 * with EAGAIN at once). */
+		if (own && FCGX_Accept_r(&req) != 0)
+			continue;
 		serve_one(p->env, &c, serve_fcgi_param, req.envp, p->max_body,
 		    serve_fcgi_read, req.in, request_now_ns());
 		FCGX_PutStr(c.head.data, (int)c.head.len, req.out);

@@ -1,8 +1,8 @@
 /* buf: growable byte buffer and JSON token writer (see buf.h). */
 #include "buf.h"
+#include "dtoa.h"
 #include "xalloc.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +47,8 @@ buf_reserve(struct buf *b, size_t extra)
 void
 buf_append(struct buf *b, const void *p, size_t n)
 {
-	buf_reserve(b, n);
+	if (b->cap - b->len <= n)	/* cap >= len + 1 once allocated */
+		buf_reserve(b, n);
 	if (n > 0)
 		memcpy(b->data + b->len, p, n);
 	b->len += n;
@@ -63,7 +64,10 @@ buf_puts(struct buf *b, const char *s)
 void
 buf_putc(struct buf *b, char c)
 {
-	buf_append(b, &c, 1);
+	if (b->cap - b->len <= 1)
+		buf_reserve(b, 1);
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
 }
 
 void
@@ -85,6 +89,19 @@ buf_printf(struct buf *b, const char *fmt, ...)
 		va_end(ap);
 	}
 	b->len += (size_t)n;
+}
+
+void
+buf_put_uint(struct buf *b, unsigned long long n)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
 char *
@@ -205,20 +222,8 @@ buf_json_strn_cut(struct buf *b, const char *s, size_t n, size_t max)
 void
 buf_json_double(struct buf *b, double d)
 {
-	char tmp[40];
-	int prec;
+	char tmp[DTOA_BUFSZ];
+	size_t n = dtoa_json(d, tmp);
 
-	if (!isfinite(d)) {
-		buf_puts(b, "null");
-		return;
-	}
-	/* 15 digits suffice for most doubles; subnormals have fewer
-	 * significant digits, so search those from 1. */
-	for (prec = fabs(d) < 2.2250738585072014e-308 ? 1 : 15; prec <= 17;
-	    prec++) {
-		snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-		if (strtod(tmp, NULL) == d)
-			break;
-	}
-	buf_puts(b, tmp);
+	buf_append(b, tmp, n);
 }

@@ -29,6 +29,8 @@ void	buf_puts(struct buf *b, const char *s);
 void	buf_putc(struct buf *b, char c);
 void	buf_printf(struct buf *b, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+/* Appends n in decimal (printf's "%llu", without printf). */
+void	buf_put_uint(struct buf *b, unsigned long long n);
 /* Hands the bytes to the caller (free() them) and leaves b empty. */
 char	*buf_steal(struct buf *b);
 

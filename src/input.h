@@ -53,12 +53,19 @@ struct input {
 void	input_init(struct input *in);
 /* Empties the input for reuse and frees what it owned. */
 void	input_free(struct input *in);
+/* As input_free, but keeps the field array's memory for the next use
+ * (input_free() at the end releases it). */
+void	input_reset(struct input *in);
 /* Appends a field; name and value must live as long as the input. */
 void	input_add(struct input *in, const char *name, size_t name_len,
 	    const struct value *v);
+/* Makes cJSON allocate through input.c, so that input_parse_json() can
+ * build its trees in a per-thread arena (no malloc per node). Call once,
+ * before other threads use cJSON; without it cJSON uses malloc. */
+void	input_json_hooks(void);
 /* Parses exactly one JSON document from text[0..len): trailing bytes other
  * than white space are an error. Returns the tree (caller frees with
- * cJSON_Delete), or NULL with *error_at set to the offending offset. */
+ * cJSON_Delete, on the same thread), or NULL with *error_at set to the offending offset. */
 cJSON	*input_parse_json(const char *text, size_t len, size_t *error_at);
 /* Fills v from a JSON node. */
 void	value_from_json(struct value *v, const cJSON *node);

@@ -6,6 +6,7 @@
 #include "xalloc.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,9 @@
 #include <unistd.h>
 
 #define METRICS_SERIES_MAX 4096
+#define METRICS_INDEX_SIZE 8192	/* a power of two, > 2 x METRICS_SERIES_MAX */
 #define METRICS_ROUTES_MAX 32
+#define METRICS_LABELS_MAX 512	/* rendered labels; model names are <= 64 */
 
 /* Latency histogram bucket bounds, seconds. */
 static const double metrics_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001,
@@ -22,27 +25,41 @@ static const double metrics_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001,
 #define METRICS_NBOUNDS (sizeof(metrics_bounds) / sizeof(metrics_bounds[0]))
 
 struct series {
-	const char	*name;		/* a static metric name */
-	char		*labels;	/* rendered: model="iris",... */
-	uint64_t	 value;
+	const char		*name;		/* a static metric name */
+	char			*labels;	/* rendered: model="iris",... */
+	uint64_t		 hash;		/* of name and labels */
+	_Atomic uint64_t	 value;
 };
 
 struct histogram {
-	const char	*route;		/* static route pattern */
-	uint64_t	 buckets[METRICS_NBOUNDS];
-	uint64_t	 count;
-	double		 sum;
+	_Atomic(const char *)	 route;	/* static route pattern; set last */
+	/* buckets[i]: answers in (bound[i-1], bound[i]]; the last one past
+	 * every bound. Summed into Prometheus' cumulative form on render. */
+	_Atomic uint64_t	 buckets[METRICS_NBOUNDS + 1];
+	_Atomic uint64_t	 sum_ns;
 };
 
+/* Counting takes no lock: a series once made is found through index[] (an
+ * open-addressed table of series numbers + 1, each slot written once, with
+ * release, after its series is complete) and incremented atomically. The
+ * lock serialises making series and histograms, and rendering. */
 static struct {
-	pthread_mutex_t	 lock;		/* guards everything below */
-	struct series	 series[METRICS_SERIES_MAX];
-	size_t		 n_series;
-	uint64_t	 overflow;	/* increments that found no slot */
-	struct histogram hist[METRICS_ROUTES_MAX];
-	size_t		 n_hist;
-	double		 start_time;
+	pthread_mutex_t		 lock;
+	struct series		 series[METRICS_SERIES_MAX];
+	_Atomic uint32_t	 index[METRICS_INDEX_SIZE];
+	_Atomic size_t		 n_series;
+	_Atomic uint64_t	 overflow;	/* increments that found no slot */
+	struct histogram	 hist[METRICS_ROUTES_MAX];
+	_Atomic size_t		 n_hist;
+	double			 start_time;
 } M = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Labels rendered on the stack: no allocation to count a request. */
+struct metrics_labels {
+	char	s[METRICS_LABELS_MAX];
+	size_t	len;
+	int	over;	/* did not fit: the increment goes to overflow */
+};
 
 void
 metrics_init(void)
@@ -53,123 +70,205 @@ metrics_init(void)
 	M.start_time = (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Writes a label value, escaped as the text format asks. */
 static void
-metrics_label(struct buf *b, const char *key, const char *val)
+metrics_put(struct metrics_labels *l, const char *p, size_t n)
 {
-	if (b->len > 0)
-		buf_putc(b, ',');
-	buf_printf(b, "%s=\"", key);
-	for (; *val != '\0'; val++) {
-		if (*val == '\\' || *val == '"')
-			buf_putc(b, '\\');
-		if (*val == '\n')
-			buf_puts(b, "\\n");
-		else
-			buf_putc(b, *val);
-	}
-	buf_putc(b, '"');
-}
-
-/* Adds n to the series name{labels}. Caller holds the lock. */
-static void
-metrics_add_locked(const char *name, const char *labels, uint64_t n)
-{
-	size_t i;
-
-	for (i = 0; i < M.n_series; i++)
-		if (M.series[i].name == name &&
-		    strcmp(M.series[i].labels, labels) == 0) {
-			M.series[i].value += n;
-			return;
-		}
-	if (M.n_series == METRICS_SERIES_MAX) {
-		M.overflow += n;
+	if (l->over || n >= sizeof(l->s) - l->len) {
+		l->over = 1;
 		return;
 	}
-	M.series[M.n_series].name = name;
-	M.series[M.n_series].labels = xstrdup(labels);
-	M.series[M.n_series++].value = n;
+	memcpy(l->s + l->len, p, n);
+	l->len += n;
+	l->s[l->len] = '\0';
 }
 
+/* Appends key="val", val escaped as the text format asks. */
 static void
-metrics_add(const char *name, const char *labels, uint64_t n)
+metrics_label(struct metrics_labels *l, const char *key, const char *val)
 {
+	const char *run;
+
+	if (l->len > 0)
+		metrics_put(l, ",", 1);
+	metrics_put(l, key, strlen(key));
+	metrics_put(l, "=\"", 2);
+	for (run = val; *val != '\0'; val++) {
+		if (*val != '\\' && *val != '"' && *val != '\n')
+			continue;
+		metrics_put(l, run, (size_t)(val - run));
+		metrics_put(l, *val == '\n' ? "\\n" : *val == '"' ? "\\\"" :
+		    "\\\\", 2);
+		run = val + 1;
+	}
+	metrics_put(l, run, (size_t)(val - run));
+	metrics_put(l, "\"", 1);
+}
+
+static uint64_t
+metrics_hash(const char *name, const char *labels)
+{
+	uint64_t h = 0xcbf29ce484222325u ^ (uint64_t)(uintptr_t)name;
+
+	for (; *labels != '\0'; labels++)
+		h = (h ^ (unsigned char)*labels) * 0x100000001b3u;
+	return h ^ (h >> 29);
+}
+
+/* The series name{labels} with that hash, or NULL. Lock-free. */
+static struct series *
+metrics_find(const char *name, const char *labels, uint64_t h)
+{
+	size_t i = (size_t)h & (METRICS_INDEX_SIZE - 1);
+	uint32_t k;
+
+	while ((k = atomic_load_explicit(&M.index[i],
+	    memory_order_acquire)) != 0) {
+		struct series *s = &M.series[k - 1];
+
+		if (s->hash == h && s->name == name &&
+		    strcmp(s->labels, labels) == 0)
+			return s;
+		i = (i + 1) & (METRICS_INDEX_SIZE - 1);
+	}
+	return NULL;
+}
+
+/* Adds n to the series name{labels}, making it the first time. */
+static void
+metrics_add(const char *name, const struct metrics_labels *l, uint64_t n)
+{
+	struct series *s;
+	uint64_t h;
+	size_t k, i;
+
+	if (l->over) {
+		atomic_fetch_add_explicit(&M.overflow, n,
+		    memory_order_relaxed);
+		return;
+	}
+	h = metrics_hash(name, l->s);
+	if ((s = metrics_find(name, l->s, h)) != NULL) {
+		atomic_fetch_add_explicit(&s->value, n, memory_order_relaxed);
+		return;
+	}
 	pthread_mutex_lock(&M.lock);
-	metrics_add_locked(name, labels, n);
+	if ((s = metrics_find(name, l->s, h)) == NULL) {
+		k = atomic_load_explicit(&M.n_series, memory_order_relaxed);
+		if (k == METRICS_SERIES_MAX) {
+			pthread_mutex_unlock(&M.lock);
+			atomic_fetch_add_explicit(&M.overflow, n,
+			    memory_order_relaxed);
+			return;
+		}
+		s = &M.series[k];
+		s->name = name;
+		s->labels = xstrdup(l->s);
+		s->hash = h;
+		atomic_init(&s->value, 0);
+		for (i = (size_t)h & (METRICS_INDEX_SIZE - 1);
+		    atomic_load_explicit(&M.index[i], memory_order_relaxed);
+		    i = (i + 1) & (METRICS_INDEX_SIZE - 1))
+			;
+		atomic_store_explicit(&M.n_series, k + 1,
+		    memory_order_release);
+		atomic_store_explicit(&M.index[i], (uint32_t)k + 1,
+		    memory_order_release);
+	}
 	pthread_mutex_unlock(&M.lock);
+	atomic_fetch_add_explicit(&s->value, n, memory_order_relaxed);
 }
 
 static void
-metrics_model_labels(struct buf *b, const struct model *m)
+metrics_model_labels(struct metrics_labels *l, const struct model *m)
 {
-	metrics_label(b, "model", m ? m->name : "");
-	metrics_label(b, "version", m ? m->version : "");
+	metrics_label(l, "model", m ? m->name : "");
+	metrics_label(l, "version", m ? m->version : "");
+}
+
+/* The histogram of route (a static pattern), made the first time; NULL
+ * when METRICS_ROUTES_MAX are taken. */
+static struct histogram *
+metrics_histogram(const char *route)
+{
+	size_t i, n = atomic_load_explicit(&M.n_hist, memory_order_acquire);
+
+	for (i = 0; i < n; i++)
+		if (atomic_load_explicit(&M.hist[i].route,
+		    memory_order_acquire) == route)
+			return &M.hist[i];
+	pthread_mutex_lock(&M.lock);
+	n = atomic_load_explicit(&M.n_hist, memory_order_relaxed);
+	for (i = 0; i < n; i++)
+		if (atomic_load_explicit(&M.hist[i].route,
+		    memory_order_relaxed) == route)
+			break;
+	if (i == n && n < METRICS_ROUTES_MAX) {
+		atomic_store_explicit(&M.hist[n].route, route,
+		    memory_order_release);
+		atomic_store_explicit(&M.n_hist, n + 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&M.lock);
+	return i < METRICS_ROUTES_MAX ? &M.hist[i] : NULL;
 }
 
 void
 metrics_request(const char *route, const struct model *m, int status,
     double seconds)
 {
-	struct buf l = BUF_INIT;
-	struct histogram *h = NULL;
-	char code[8];
+	struct metrics_labels l;
+	struct histogram *h;
+	char code[16];
 	size_t i;
+	int n = 0;
 
+	l.len = 0, l.over = 0, l.s[0] = '\0';
 	metrics_model_labels(&l, m);
 	metrics_label(&l, "route", route);
-	snprintf(code, sizeof(code), "%d", status);
-	metrics_label(&l, "status", code);
-	pthread_mutex_lock(&M.lock);
-	metrics_add_locked("mlfcgi_requests_total", l.data, 1);
-	for (i = 0; i < M.n_hist; i++)
-		if (M.hist[i].route == route)
-			h = &M.hist[i];
-	if (h == NULL && M.n_hist < METRICS_ROUTES_MAX) {
-		h = &M.hist[M.n_hist++];
-		h->route = route;
-	}
-	if (h != NULL) {
-		for (i = 0; i < METRICS_NBOUNDS; i++)
-			if (seconds <= metrics_bounds[i])
-				h->buckets[i]++;
-		h->count++;
-		h->sum += seconds;
-	}
-	pthread_mutex_unlock(&M.lock);
-	buf_free(&l);
+	/* status: 100..999 from the router; written by hand, no printf. */
+	if (status < 0 || status > 999999)
+		status = 0;
+	do {
+		code[sizeof(code) - 2 - n++] = (char)('0' + status % 10);
+		status /= 10;
+	} while (status != 0);
+	code[sizeof(code) - 1] = '\0';
+	metrics_label(&l, "status", code + sizeof(code) - 1 - n);
+	metrics_add("mlfcgi_requests_total", &l, 1);
+	if ((h = metrics_histogram(route)) == NULL)
+		return;
+	for (i = 0; i < METRICS_NBOUNDS; i++)
+		if (seconds <= metrics_bounds[i])
+			break;
+	atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum_ns, seconds > 0 ?
+	    (uint64_t)(seconds * 1e9 + 0.5) : 0, memory_order_relaxed);
 }
 
 void
 metrics_predictions(const struct model *m, size_t n, size_t hits)
 {
-	struct buf l = BUF_INIT;
+	struct metrics_labels l;
 
+	l.len = 0, l.over = 0, l.s[0] = '\0';
 	metrics_model_labels(&l, m);
-	pthread_mutex_lock(&M.lock);
-	metrics_add_locked("mlfcgi_predictions_total", l.data, n);
+	metrics_add("mlfcgi_predictions_total", &l, n);
 	if (m->cache != NULL) {
-		metrics_add_locked("mlfcgi_cache_hits_total", l.data, hits);
-		metrics_add_locked("mlfcgi_cache_misses_total", l.data,
-		    n - hits);
+		metrics_add("mlfcgi_cache_hits_total", &l, hits);
+		metrics_add("mlfcgi_cache_misses_total", &l, n - hits);
 	}
-	pthread_mutex_unlock(&M.lock);
-	buf_free(&l);
 }
 
 void
 metrics_validation(const struct verrs *v)
 {
-	struct buf l = BUF_INIT;
+	struct metrics_labels l;
 	size_t i;
 
 	for (i = 0; i < v->n_types; i++) {
-		buf_reset(&l);
-		l.len = 0;
+		l.len = 0, l.over = 0, l.s[0] = '\0';
 		metrics_label(&l, "type", v->types[i]);
-		metrics_add("mlfcgi_validation_errors_total", l.data, 1);
+		metrics_add("mlfcgi_validation_errors_total", &l, 1);
 	}
-	buf_free(&l);
 }
 
 /* Writes every series of one metric, with its HELP and TYPE lines. */
@@ -180,7 +279,9 @@ metrics_render_family(struct buf *b, const char *name, const char *type,
 	size_t i;
 	int any = 0;
 
-	for (i = 0; i < M.n_series; i++) {
+	size_t n = atomic_load_explicit(&M.n_series, memory_order_acquire);
+
+	for (i = 0; i < n; i++) {
 		if (strcmp(M.series[i].name, name) != 0)
 			continue;
 		if (!any++)
@@ -188,7 +289,8 @@ metrics_render_family(struct buf *b, const char *name, const char *type,
 			    name, type);
 		buf_printf(b, "%s{%s,%s} %llu\n", name, pid,
 		    M.series[i].labels,
-		    (unsigned long long)M.series[i].value);
+		    (unsigned long long)atomic_load_explicit(
+		    &M.series[i].value, memory_order_relaxed));
 	}
 }
 
@@ -215,7 +317,7 @@ metrics_render_caches(struct buf *b, const struct registry *r,
 
 	for (i = 0; i < r->n; i++) {
 		const struct model *m = r->entries[i].model;
-		struct buf l = BUF_INIT;
+		struct metrics_labels l;
 		uint64_t hits, misses;
 		size_t entries;
 
@@ -226,39 +328,48 @@ metrics_render_caches(struct buf *b, const struct registry *r,
 			buf_puts(b, "# HELP mlfcgi_cache_hit_ratio Cache hits "
 			    "over lookups since the model was loaded.\n"
 			    "# TYPE mlfcgi_cache_hit_ratio gauge\n");
+		l.len = 0, l.over = 0, l.s[0] = '\0';
 		metrics_model_labels(&l, m);
 		buf_printf(b, "mlfcgi_cache_hit_ratio{%s,%s} %.6f\n", pid,
-		    l.data, hits + misses ? (double)hits / (hits + misses) : 0);
-		buf_free(&l);
+		    l.s, hits + misses ? (double)hits / (hits + misses) : 0);
 	}
 }
 
 static void
 metrics_render_histograms(struct buf *b, const char *pid)
 {
-	size_t i, k;
+	size_t i, k, n = atomic_load_explicit(&M.n_hist, memory_order_acquire);
 
-	if (M.n_hist == 0)
+	if (n == 0)
 		return;
 	buf_puts(b, "# HELP mlfcgi_request_duration_seconds Time from a "
 	    "request's arrival to its answer.\n"
 	    "# TYPE mlfcgi_request_duration_seconds histogram\n");
-	for (i = 0; i < M.n_hist; i++) {
-		const struct histogram *h = &M.hist[i];
+	for (i = 0; i < n; i++) {
+		struct histogram *h = &M.hist[i];
+		const char *route = atomic_load_explicit(&h->route,
+		    memory_order_acquire);
+		unsigned long long count = 0;
 
-		for (k = 0; k < METRICS_NBOUNDS; k++)
+		/* Counts go on while we read: each line is at least the one
+		 * before it, and the count is the +Inf bucket. */
+		for (k = 0; k < METRICS_NBOUNDS; k++) {
+			count += atomic_load_explicit(&h->buckets[k],
+			    memory_order_relaxed);
 			buf_printf(b, "mlfcgi_request_duration_seconds_bucket"
-			    "{%s,route=\"%s\",le=\"%g\"} %llu\n", pid, h->route,
-			    metrics_bounds[k],
-			    (unsigned long long)h->buckets[k]);
+			    "{%s,route=\"%s\",le=\"%g\"} %llu\n", pid, route,
+			    metrics_bounds[k], count);
+		}
+		count += atomic_load_explicit(&h->buckets[k],
+		    memory_order_relaxed);
 		buf_printf(b, "mlfcgi_request_duration_seconds_bucket{%s,"
-		    "route=\"%s\",le=\"+Inf\"} %llu\n", pid, h->route,
-		    (unsigned long long)h->count);
+		    "route=\"%s\",le=\"+Inf\"} %llu\n", pid, route, count);
 		buf_printf(b, "mlfcgi_request_duration_seconds_sum{%s,"
-		    "route=\"%s\"} %.9f\n", pid, h->route, h->sum);
+		    "route=\"%s\"} %.9f\n", pid, route,
+		    (double)atomic_load_explicit(&h->sum_ns,
+		    memory_order_relaxed) / 1e9);
 		buf_printf(b, "mlfcgi_request_duration_seconds_count{%s,"
-		    "route=\"%s\"} %llu\n", pid, h->route,
-		    (unsigned long long)h->count);
+		    "route=\"%s\"} %llu\n", pid, route, count);
 	}
 }
 
@@ -318,7 +429,8 @@ metrics_handle(struct route_call *c)
 	    "for want of a series slot.\n"
 	    "# TYPE mlfcgi_metrics_overflow_total counter\n"
 	    "mlfcgi_metrics_overflow_total{%s} %llu\n", pid,
-	    (unsigned long long)M.overflow);
+	    (unsigned long long)atomic_load_explicit(&M.overflow,
+	    memory_order_relaxed));
 	pthread_mutex_unlock(&M.lock);
 	metrics_render_caches(b, c->reg, pid);
 	metrics_render_audit(b, c->env->audit, pid);

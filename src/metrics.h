@@ -2,7 +2,9 @@
  * in the Prometheus text format (0.0.4).
  *
  * Shared state: one table of labelled counters and one histogram per
- * route, all behind one mutex held for a hash lookup and an increment.
+ * route. Counting is lock-free and allocates nothing once a series exists
+ * (an atomic increment found through a lock-free index); a mutex is taken
+ * only to make a series (the first time a label set is seen) and to render.
  * Every series carries a pid label: each process of a pool reports its own
  * figures (see the README, "Metrics"). */
 #ifndef MLFCGI_METRICS_H

@@ -455,14 +455,14 @@ predict_handle(struct route_call *c)
 		return;
 	if ((form = predict_check_body(c, 0)) < 0)
 		return;
-	input_free(&s->in);
+	input_reset(&s->in);
 	verrs_reset(&s->errs);
 	rc = !form ?
 	    decode_json(c->req->body, c->req->body_len, &s->in, &s->errs) :
 	    decode_form(c->req->body, c->req->body_len, &s->in, &s->errs);
 	if (rc == 0)
 		rc = predict_validate(c, m, &s->in, &nrows, &batch);
-	input_free(&s->in);
+	input_reset(&s->in);
 	if (rc < 0) {
 		predict_unprocessable(c);
 		return;
