@@ -403,6 +403,20 @@ metrics_render_audit(struct buf *b, struct audit *a, const char *pid)
 	    "# TYPE mlfcgi_audit_batch_commit_seconds gauge\n"
 	    "mlfcgi_audit_batch_commit_seconds{%s} %.6f\n", pid,
 	    st.last_commit_us / 1e6);
+	buf_printf(b, "# HELP mlfcgi_audit_commits_total Audit transactions "
+	    "committed.\n# TYPE mlfcgi_audit_commits_total counter\n"
+	    "mlfcgi_audit_commits_total{%s} %llu\n", pid,
+	    (unsigned long long)st.commits);
+	buf_printf(b, "# HELP mlfcgi_audit_reopens_total Audit database "
+	    "reopened (moved, deleted, replaced or read-only).\n"
+	    "# TYPE mlfcgi_audit_reopens_total counter\n"
+	    "mlfcgi_audit_reopens_total{%s} %llu\n", pid,
+	    (unsigned long long)st.reopened);
+	buf_printf(b, "# HELP mlfcgi_audit_backpressure_waits_total Requests "
+	    "that waited for the audit writer to catch up.\n"
+	    "# TYPE mlfcgi_audit_backpressure_waits_total counter\n"
+	    "mlfcgi_audit_backpressure_waits_total{%s} %llu\n", pid,
+	    (unsigned long long)st.waits);
 }
 
 void

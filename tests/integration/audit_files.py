@@ -130,6 +130,9 @@ def part_moved():
     post = send(m, 'm-post', 20)
     drain(m)
     serving(m, post, d)
+    reopens = fc.metrics(m.addr).get('mlfcgi_audit_reopens_total', -1)
+    t.ok(reopens >= 1, '%s: /metrics counts the reopening '
+         '(mlfcgi_audit_reopens_total %s)' % (d, reopens))
     stop(m, d)
     files = listing(dd, 'audit')
     t.diag('%s: after the stop: %s' % (d, files))
