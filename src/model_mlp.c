@@ -32,6 +32,9 @@ struct mlp {
 	size_t		  max_width;	/* widest layer output */
 };
 
+static void	mlp_predict_rows(const void *, const struct model *,
+		    const double *, size_t, size_t, struct prediction *);
+
 static void
 mlp_free(void *p)
 {
@@ -157,28 +160,109 @@ mlp_load(const cJSON *json, struct model *m, struct model_err *err)
 	if (mlp_check_output(n, m, err) < 0)
 		goto fail;
 	m->est_scratch = 2 * n->max_width;
+	m->est_predict_rows = mlp_predict_rows;
 	return n;
 fail:
 	mlp_free(n);
 	return NULL;
 }
 
-/* out = in . coef + intercept for one layer. */
+/* Rows and outputs one step of mlp_affine_rows() computes together, in
+ * registers: MLP_ROWS rows by 2 x MLP_VEC outputs. */
+#define MLP_ROWS 4
+#define MLP_VEC 2
+typedef double mlp_vec __attribute__((vector_size(MLP_VEC * sizeof(double))));
+
+/* Outputs [j, j + 2 * MLP_VEC) of z = in . coef + intercept for the rows
+ * in[0..R) (R at most MLP_ROWS), into out[r]. Each output is summed as
+ * mlp_affine_cols() sums it: 0, then in[i] * coef[i][j] for i = 0, 1, ...,
+ * then the intercept, so that every row gets the same bits however many
+ * rows are computed together. */
+static inline __attribute__((always_inline)) void
+mlp_affine_block(const struct mlp_layer *l, const double *const *in,
+    double *const *out, size_t R, size_t j)
+{
+	mlp_vec acc[MLP_ROWS][2], w0, w1, b, c;
+	const double *w = l->coef + j;
+	size_t i, r;
+
+#pragma GCC unroll 4	/* MLP_ROWS */
+	for (r = 0; r < R; r++)
+		acc[r][0] = acc[r][1] = (mlp_vec){ 0 };
+	for (i = 0; i < l->n_in; i++, w += l->n_out) {
+		memcpy(&w0, w, sizeof(w0));
+		memcpy(&w1, w + MLP_VEC, sizeof(w1));
+#pragma GCC unroll 4	/* MLP_ROWS */
+		for (r = 0; r < R; r++) {
+			b = (mlp_vec){ in[r][i], in[r][i] };
+			acc[r][0] += b * w0;
+			acc[r][1] += b * w1;
+		}
+	}
+	memcpy(&w0, l->intercept + j, sizeof(w0));
+	memcpy(&w1, l->intercept + j + MLP_VEC, sizeof(w1));
+#pragma GCC unroll 4	/* MLP_ROWS */
+	for (r = 0; r < R; r++) {
+		c = acc[r][0] + w0;
+		memcpy(out[r] + j, &c, sizeof(c));
+		c = acc[r][1] + w1;
+		memcpy(out[r] + j + MLP_VEC, &c, sizeof(c));
+	}
+}
+
+/* Outputs [from, n_out) of the same, one at a time, for one row. */
 static void
-mlp_affine(const struct mlp_layer *l, const double *in, double *out)
+mlp_affine_cols(const struct mlp_layer *l, const double *in, double *out,
+    size_t from)
 {
 	size_t i, j;
 
-	for (j = 0; j < l->n_out; j++)
-		out[j] = 0;
-	for (i = 0; i < l->n_in; i++) {
-		const double *w = l->coef + i * l->n_out;
+	for (j = from; j < l->n_out; j++) {
+		double z = 0;
 
-		for (j = 0; j < l->n_out; j++)
-			out[j] += in[i] * w[j];
+		for (i = 0; i < l->n_in; i++)
+			z += in[i] * l->coef[i * l->n_out + j];
+		out[j] = z + l->intercept[j];
 	}
-	for (j = 0; j < l->n_out; j++)
-		out[j] += l->intercept[j];
+}
+
+/* z = in . coef + intercept for R rows (at most MLP_ROWS; R constant
+ * where inlined). */
+static inline __attribute__((always_inline)) void
+mlp_affine_some(const struct mlp_layer *l, const double *const *in,
+    double *const *out, size_t R)
+{
+	size_t j, r, wide = l->n_out - l->n_out % (2 * MLP_VEC);
+
+	for (j = 0; j < wide; j += 2 * MLP_VEC)
+		mlp_affine_block(l, in, out, R, j);
+	for (r = 0; r < R; r++)
+		mlp_affine_cols(l, in[r], out[r], wide);
+}
+
+/* z = in . coef + intercept for the n rows in + k * in_stride, into
+ * out + k * out_stride: MLP_ROWS rows at a time, so that each weight
+ * loaded serves several rows. */
+static void
+mlp_affine_rows(const struct mlp_layer *l, const double *in,
+    size_t in_stride, double *out, size_t out_stride, size_t n)
+{
+	const double *ip[MLP_ROWS];
+	double *op[MLP_ROWS];
+	size_t k, r;
+
+	for (k = 0; k + MLP_ROWS <= n; k += MLP_ROWS) {
+		for (r = 0; r < MLP_ROWS; r++) {
+			ip[r] = in + (k + r) * in_stride;
+			op[r] = out + (k + r) * out_stride;
+		}
+		mlp_affine_some(l, ip, op, MLP_ROWS);
+	}
+	for (; k < n; k++) {
+		ip[0] = in + k * in_stride;
+		op[0] = out + k * out_stride;
+		mlp_affine_some(l, ip, op, 1);
+	}
 }
 
 /* Applies a hidden activation in place, as scikit-learn's ACTIVATIONS. */
@@ -237,26 +321,49 @@ mlp_output(const struct mlp *n, double *z, size_t width,
 	}
 }
 
+/* Rows mlp_predict_rows() takes through all the layers together: few
+ * enough that their layers' outputs stay in the L1 cache. */
+#define MLP_CHUNK 16
+
+/* Predicts the n rows x + k * stride into out[0..n) (laid out as
+ * model_predict_rows() does: each row's work memory follows the row
+ * before's), MLP_CHUNK rows at a time, layer after layer. */
+static void
+mlp_predict_rows(const void *est, const struct model *m, const double *x,
+    size_t stride, size_t n, struct prediction *out)
+{
+	const struct mlp *nn = est;
+	const double *in;
+	size_t b, c, i, k, in_stride, w = m->est_scratch;
+	double *z = NULL;
+
+	for (b = 0; b < n; b += c) {
+		c = n - b < MLP_CHUNK ? n - b : MLP_CHUNK;
+		in = x + b * stride;
+		in_stride = stride;
+		for (i = 0; i < nn->n_layers; i++) {
+			const struct mlp_layer *l = &nn->layers[i];
+
+			z = out[b].work + (i % 2) * nn->max_width;
+			mlp_affine_rows(l, in, in_stride, z, w, c);
+			if (i + 1 < nn->n_layers)
+				for (k = 0; k < c; k++)
+					mlp_activate(nn->hidden, z + k * w,
+					    l->n_out);
+			in = z;
+			in_stride = w;
+		}
+		for (k = 0; k < c; k++)
+			mlp_output(nn, z + k * w,
+			    nn->layers[nn->n_layers - 1].n_out, &out[b + k]);
+	}
+}
+
 static void
 mlp_predict(const void *est, const struct model *m, const double *x,
     struct prediction *out)
 {
-	const struct mlp *n = est;
-	const double *in = x;
-	double *buf[2] = { out->work, out->work + n->max_width };
-	size_t i;
-
-	(void)m;
-	for (i = 0; i < n->n_layers; i++) {
-		double *z = buf[i % 2];
-
-		mlp_affine(&n->layers[i], in, z);
-		if (i + 1 < n->n_layers)
-			mlp_activate(n->hidden, z, n->layers[i].n_out);
-		in = z;
-	}
-	mlp_output(n, buf[(n->n_layers - 1) % 2],
-	    n->layers[n->n_layers - 1].n_out, out);
+	mlp_predict_rows(est, m, x, m->n_inputs, 1, out);
 }
 
 const struct estimator_ops model_mlp_ops = {

@@ -67,6 +67,13 @@ struct tree_fnode {
 	uint16_t	delta;
 };
 
+/* A split of a complete tree (see struct tree_ensemble's cnodes): right
+ * iff x > thr, as struct tree_fnode. */
+struct tree_cnode {
+	float		thr;
+	uint32_t	feature;
+};
+
 /* Walks taken together, each step one node of each, so that several
  * memory loads are in flight: trees for one row (model_predict()), rows
  * for one tree (model_predict_rows()). */
@@ -103,6 +110,15 @@ struct tree_ensemble {
 	 * depth): per TREE_GROUP trees, and per tree. */
 	uint16_t	*gsure, *gsteps;
 	uint16_t	*tsure, *tsteps;
+	/* The fast walk's trees again as complete trees, when none is deeper
+	 * than TREE_SHALLOW (else NULL): tree t of depth d = tsteps[t] has
+	 * 2^d - 1 splits at cnodes + coff[t], node i's children at 2i + 1
+	 * (left) and 2i + 2, and 2^d leaves (their values' offsets) at
+	 * cleaf + loff[t]: a walk is d steps i = 2i + 1 + (x > thr), and
+	 * ends on leaf i - (2^d - 1). A leaf less deep than d is pushed down
+	 * under splits that always go left (thr +inf). */
+	struct tree_cnode *cnodes;
+	uint32_t	*cleaf, *coff, *loff;
 };
 
 /* Sizes of the arrays, counted before the one allocation. */
@@ -135,6 +151,7 @@ tree_free(void *p)
 		return;
 	free(e->block);
 	free(e->fnodes);
+	free(e->cnodes);
 	free(e);
 }
 
@@ -609,6 +626,61 @@ tree_fast_one(struct tree_ensemble *e, uint32_t root, size_t base, size_t max,
 	return tail;
 }
 
+/* Writes the subtree of fast-walk node fi, from depth d of a complete
+ * tree of depth depth, at complete node ci of cn (leaves into leaf). */
+static void
+tree_complete_one(const struct tree_ensemble *e, uint32_t fi, size_t ci,
+    size_t d, size_t depth, struct tree_cnode *cn, uint32_t *leaf)
+{
+	const struct tree_fnode *f = &e->fnodes[fi];
+
+	if (d == depth) {
+		leaf[ci - (((size_t)1 << depth) - 1)] = e->fleaf[fi];
+		return;
+	}
+	if (f->delta == 0) {	/* a leaf: pushed down, always left */
+		cn[ci] = (struct tree_cnode){ INFINITY, 0 };
+		tree_complete_one(e, fi, 2 * ci + 1, d + 1, depth, cn, leaf);
+		tree_complete_one(e, fi, 2 * ci + 2, d + 1, depth, cn, leaf);
+		return;
+	}
+	cn[ci] = (struct tree_cnode){ f->thr, f->feature };
+	tree_complete_one(e, fi + f->delta, 2 * ci + 1, d + 1, depth, cn, leaf);
+	tree_complete_one(e, fi + f->delta + 1, 2 * ci + 2, d + 1, depth, cn,
+	    leaf);
+}
+
+/* Builds the complete trees of a built fast walk if no tree is deeper
+ * than TREE_SHALLOW. */
+static void
+tree_complete_build(struct tree_ensemble *e)
+{
+	size_t t, nodes = 0, leaves = 0;
+
+	for (t = 0; t < e->n_trees; t++) {
+		if (e->tsteps[t] > TREE_SHALLOW)
+			return;
+		nodes += ((size_t)1 << e->tsteps[t]) - 1;
+		leaves += (size_t)1 << e->tsteps[t];
+	}
+	if (leaves > UINT32_MAX)
+		return;
+	e->cnodes = xcalloc(1, nodes * sizeof(struct tree_cnode) +
+	    (leaves + 2 * e->n_trees) * sizeof(uint32_t) + 1);
+	e->cleaf = (uint32_t *)(e->cnodes + nodes);
+	e->coff = e->cleaf + leaves;
+	e->loff = e->coff + e->n_trees;
+	nodes = leaves = 0;
+	for (t = 0; t < e->n_trees; t++) {
+		e->coff[t] = (uint32_t)nodes;
+		e->loff[t] = (uint32_t)leaves;
+		tree_complete_one(e, e->froots[t], 0, 0, e->tsteps[t],
+		    e->cnodes + nodes, e->cleaf + leaves);
+		nodes += ((size_t)1 << e->tsteps[t]) - 1;
+		leaves += (size_t)1 << e->tsteps[t];
+	}
+}
+
 /* Builds the fast walk of a filled float32 ensemble of n_nodes numeric
  * nodes; leaves it off (fnodes NULL) if a tree does not fit. */
 static void
@@ -655,6 +727,8 @@ tree_fast_build(struct tree_ensemble *e, size_t n_nodes)
 		if (e->gsteps[g] <= TREE_SHALLOW)
 			e->gsure[g] = e->gsteps[g];
 	free(queue);
+	if (e->fnodes != NULL)
+		tree_complete_build(e);
 }
 
 /* ------------------------------------------------------------ loading */
@@ -813,8 +887,12 @@ tree_load(const cJSON *json, struct model *m, struct model_err *err)
 		goto fail;
 	if (e->f32)
 		tree_fast_build(e, sz.nodes);
-	/* Per row: the float32 row and a sum. */
-	m->est_scratch = (m->n_inputs + 1) / 2 + 1;
+	/* Per row: the float32 row; with complete trees, room for twice as
+	 * much (the rows of a block together hold their float32 values
+	 * transposed, for n rows rounded up to a power of two). A regressor
+	 * adds its trees up in out->value. */
+	m->est_scratch = e->cnodes != NULL ? m->n_inputs :
+	    (m->n_inputs + 1) / 2;
 	m->est_predict_rows = tree_predict_rows;
 	return e;
 fail:
@@ -1000,17 +1078,14 @@ tree_softmax(enum tree_link link, const double *s, double *p, size_t n)
 		p[k] = exp(s[k] - lse);
 }
 
-/* A row's work memory (out->work): the float32 row, then one double. */
-#define TREE_WORK_ONE(m)	(((m)->n_inputs + 1) / 2)
-
 /* Returns where a row's trees add up: a classifier's class distribution
- * (mean) or raw scores (sum), else the double in its work memory. */
+ * (mean) or raw scores (sum), else its value. */
 static inline double *
 tree_acc(const struct tree_ensemble *e, const struct model *m,
-    const struct prediction *out)
+    struct prediction *out)
 {
 	if (m->task == MODEL_REGRESSION)
-		return out->work + TREE_WORK_ONE(m);
+		return &out->value;
 	return e->agg == AGG_MEAN ? out->proba : out->scores;
 }
 
@@ -1094,12 +1169,22 @@ tree_predict(const void *est, const struct model *m, const double *x,
 }
 
 /* Where tree_block() finds a row's float32 row and sums: row i's at
- * xf + i * xf_stride and acc + i * acc_stride. */
+ * xf + i * xf_stride and at acc + i * acc_stride bytes (xt: the block's
+ * rows transposed, feature f of row i at xt[(f << shift) + i], 2^shift
+ * the least power of two not below n). */
 struct tree_rows {
-	const float	*xf;
-	double		*acc;
+	const float	*xf, *xt;
+	char		*acc;
 	size_t		 xf_stride, acc_stride, n;
+	unsigned	 shift;
 };
+
+/* Row i's sums. */
+static inline double *
+tree_row_acc(const struct tree_rows *r, size_t i)
+{
+	return (double *)(void *)(r->acc + i * r->acc_stride);
+}
 
 /* Walks tree t for the rows of r, TREE_ROWS at a time, and adds each
  * one's leaf to its sums. */
@@ -1119,16 +1204,49 @@ tree_fast_rows(const struct tree_ensemble *e, size_t t,
 		tree_walk_rows(e->fnodes, row, at, e->tsure[t], e->tsteps[t]);
 		for (k = 0; k < TREE_ROWS && i + k < n; k++)
 			at[k] = e->fleaf[at[k]];
-		if (e->agg == AGG_SUM) {
-			double *acc = r->acc + e->outputs[t];
+		for (k = 0; k < TREE_ROWS && i + k < n; k++)
+			tree_add(e, tree_row_acc(r, i + k), t, at[k]);
+	}
+}
 
-			for (k = 0; k < TREE_ROWS && i + k < n; k++)
-				acc[(i + k) * r->acc_stride] +=
-				    e->learning_rate * e->values[at[k]];
-		} else
-			for (k = 0; k < TREE_ROWS && i + k < n; k++)
-				tree_add(e, r->acc + (i + k) * r->acc_stride,
-				    t, at[k]);
+/* The same with tree t's complete tree, on the transposed rows. */
+static void
+tree_complete_rows(const struct tree_ensemble *e, size_t t,
+    const struct tree_rows *r)
+{
+	const struct tree_cnode *cn = e->cnodes + e->coff[t], *c;
+	const uint32_t *leaf = e->cleaf + e->loff[t] -
+	    (((size_t)1 << e->tsteps[t]) - 1);
+	size_t i, k, d, depth = e->tsteps[t], n = r->n;
+	unsigned sh = r->shift;
+	size_t at[TREE_ROWS];
+
+	for (i = 0; i + TREE_ROWS <= n; i += TREE_ROWS) {
+		const float *x = r->xt + i;
+
+#pragma GCC unroll 8	/* TREE_ROWS */
+		for (k = 0; k < TREE_ROWS; k++)
+			at[k] = 0;
+		for (d = 0; d < depth; d++) {
+#pragma GCC unroll 8	/* TREE_ROWS */
+			for (k = 0; k < TREE_ROWS; k++) {
+				c = &cn[at[k]];
+				at[k] = 2 * at[k] + 1 +
+				    (x[((size_t)c->feature << sh) + k] > c->thr);
+			}
+		}
+		for (k = 0; k < TREE_ROWS; k++)
+			tree_add(e, tree_row_acc(r, i + k), t, leaf[at[k]]);
+	}
+	for (; i < n; i++) {
+		size_t a = 0;
+
+		for (d = 0; d < depth; d++) {
+			c = &cn[a];
+			a = 2 * a + 1 + (r->xt[((size_t)c->feature << sh) + i] >
+			    c->thr);
+		}
+		tree_add(e, tree_row_acc(r, i), t, leaf[a]);
 	}
 }
 
@@ -1154,20 +1272,33 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
     const double *x, size_t stride, size_t n, struct prediction *out)
 {
 	struct tree_rows r;
-	size_t i, t;
+	float *xt = (float *)out[0].work;
+	size_t i, t, f;
 
+	for (r.shift = 0; ((size_t)1 << r.shift) < n; r.shift++)
+		continue;
 	for (i = 0; i < n; i++) {
-		tree_f32_row(x + i * stride, m->n_inputs, (float *)out[i].work);
+		if (e->cnodes == NULL)
+			tree_f32_row(x + i * stride, m->n_inputs,
+			    (float *)out[i].work);
+		else	/* the work memory of the rows together */
+			for (f = 0; f < m->n_inputs; f++)
+				xt[(f << r.shift) + i] = (float)x[i * stride +
+				    f];
 		tree_start(e, m, &out[i]);
 	}
 	r.xf = (const float *)out[0].work;
+	r.xt = xt;
 	r.xf_stride = 2 * m->est_scratch;
-	r.acc = tree_acc(e, m, &out[0]);
-	r.acc_stride = m->task == MODEL_REGRESSION ? m->est_scratch :
-	    e->agg == AGG_MEAN ? m->n_classes : m->n_scores;
+	r.acc = (char *)tree_acc(e, m, &out[0]);
+	r.acc_stride = m->task == MODEL_REGRESSION ? sizeof(*out) :
+	    sizeof(double) * (e->agg == AGG_MEAN ? m->n_classes : m->n_scores);
 	r.n = n;
 	for (t = 0; t < e->n_trees; t++)
-		tree_fast_rows(e, t, &r);
+		if (e->cnodes != NULL)
+			tree_complete_rows(e, t, &r);
+		else
+			tree_fast_rows(e, t, &r);
 	for (i = 0; i < n; i++) {
 		if (tree_has_nan(x + i * stride, m->n_inputs))
 			tree_predict(e, m, x + i * stride, &out[i]);

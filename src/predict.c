@@ -13,6 +13,10 @@
 /* How long a request waits for its audit rows in durable mode. */
 #define PREDICT_SYNC_WAIT_MS 10000
 
+/* Most rows predicted by one model_predict_rows() call: tree ensembles
+ * walk each tree over this many rows (see model_tree.c). */
+#define PREDICT_BLOCK 4096
+
 /* The member that makes a request a batch. */
 #define PREDICT_BATCH_KEY "instances"
 
@@ -92,10 +96,18 @@ predict_row(struct route_scratch *s, size_t n)
 	return s->row;
 }
 
+/* The rows predict_run() predicts with one model_predict_rows() call. */
+static size_t
+predict_block(size_t n)
+{
+	return n < PREDICT_BLOCK ? n : PREDICT_BLOCK;
+}
+
 double *
 predict_rows_alloc(struct route_call *c, const struct model *m, size_t n)
 {
-	return predict_row(c->s, n * m->schema.n + model_scratch_size(m));
+	return predict_row(c->s, n * m->schema.n +
+	    (predict_block(n) ? predict_block(n) : 1) * model_scratch_size(m));
 }
 
 /* Returns the index of the "instances" member that makes in a batch, or
@@ -256,13 +268,97 @@ predict_unpack(const struct model *m, double *res, struct prediction *out)
 	out->scores = res + 1 + m->n_classes;
 }
 
+/* Takes the answer to row (of model m) from the rows predicted ahead
+ * into res, if they hold it next. Returns 1 if so, else 0. */
+static int
+predict_pre_take(struct route_scratch *s, const struct model *m,
+    const double *row, double *res)
+{
+	struct predict_pre *p = &s->pre;
+	size_t w = predict_result_width(m);
+
+	if (p->m != m || p->next >= p->n || memcmp(row, p->rows + p->next *
+	    m->schema.n, m->schema.n * sizeof(double)) != 0)
+		return 0;
+	memcpy(res, p->res + p->next * w, w * sizeof(double));
+	p->next++;
+	return 1;
+}
+
+/* Predicts, renders and caches rows [from, from + k) of the n in s->row
+ * (k at most PREDICT_BLOCK; the scratch follows the n rows), counting
+ * cache hits in *hits. Without a cache (which a row may fill for a later
+ * one of the same request) or rows predicted ahead, the k rows are
+ * predicted with one model_predict_rows() call, which gives each row what
+ * model_predict() gives it. Returns -1 after answering 500 on a
+ * non-finite output. */
+static int
+predict_rows(struct route_call *c, const struct model *m, size_t n,
+    size_t from, size_t k, size_t *hits)
+{
+	struct route_scratch *s = c->s;
+	double *scratch, *res;
+	size_t i, j, w = predict_result_width(m);
+	size_t klen = m->schema.n * sizeof(double);
+	int batch = m->cache == NULL && k > 1 && s->pre.m == NULL;
+	struct prediction out;
+
+	scratch = predict_row(s, n * m->schema.n + k *
+	    model_scratch_size(m)) + n * m->schema.n;
+	if (batch) {
+		if (s->preds_cap < k) {
+			s->preds = xrealloc(s->preds, k * sizeof(*s->preds));
+			s->preds_cap = k;
+		}
+		model_predict_rows(m, s->row + from * m->schema.n, k, scratch,
+		    s->preds);
+	}
+	for (j = 0; j < k; j++) {
+		const double *row = s->row + (from + j) * m->schema.n;
+		int packed = 0;
+
+		i = from + j;
+		res = s->results + i * w;
+		s->cached[i] = m->cache != NULL && cache_get(m->cache, row,
+		    klen, &s->out, res, w);
+		if (s->cached[i]) {
+			(*hits)++;
+			s->out_end[i] = s->out.len;
+			continue;
+		}
+		if (batch)
+			out = s->preds[j];
+		else if ((packed = predict_pre_take(s, m, row, res)))
+			predict_unpack(m, res, &out);
+		else
+			model_predict(m, row, scratch, &out);
+		if (model_output_finite(m, &out) < 0) {
+			c->why = "The model produced a non-finite output for "
+			    "this input";
+			response_error(c->res, 500, c->why);
+			return -1;
+		}
+		if (!packed)
+			predict_pack(m, &out, res);
+		buf_putc(&s->out, '{');
+		model_render(m, &out, &s->out);
+		buf_putc(&s->out, '}');
+		s->out_end[i] = s->out.len;
+		if (m->cache != NULL) {
+			size_t at = i ? s->out_end[i - 1] : 0;
+
+			cache_put(m->cache, row, klen, s->out.data + at,
+			    s->out_end[i] - at, res, w);
+		}
+	}
+	return 0;
+}
+
 int
 predict_run(struct route_call *c, const struct model *m, size_t n)
 {
 	struct route_scratch *s = c->s;
-	double *scratch = s->row + n * m->schema.n, *res;
-	size_t i, w = predict_result_width(m), hits = 0;
-	struct prediction out;
+	size_t i, k, w = predict_result_width(m), hits = 0;
 
 	if (s->out_cap < n) {
 		s->out_end = xrealloc(s->out_end, n * sizeof(size_t));
@@ -274,36 +370,10 @@ predict_run(struct route_call *c, const struct model *m, size_t n)
 		s->results_cap = n * w;
 	}
 	buf_reset(&s->out);
-	for (i = 0; i < n; i++) {
-		const double *row = s->row + i * m->schema.n;
-		size_t klen = m->schema.n * sizeof(double);
-
-		res = s->results + i * w;
-		s->cached[i] = m->cache != NULL && cache_get(m->cache, row,
-		    klen, &s->out, res, w);
-		if (s->cached[i]) {
-			hits++;
-			s->out_end[i] = s->out.len;
-			continue;
-		}
-		model_predict(m, row, scratch, &out);
-		if (model_output_finite(m, &out) < 0) {
-			c->why = "The model produced a non-finite output for "
-			    "this input";
-			response_error(c->res, 500, c->why);
+	for (i = 0; i < n; i += k) {
+		k = predict_block(n - i);
+		if (predict_rows(c, m, n, i, k, &hits) < 0)
 			return -1;
-		}
-		predict_pack(m, &out, res);
-		buf_putc(&s->out, '{');
-		model_render(m, &out, &s->out);
-		buf_putc(&s->out, '}');
-		s->out_end[i] = s->out.len;
-		if (m->cache != NULL) {
-			size_t from = i ? s->out_end[i - 1] : 0;
-
-			cache_put(m->cache, row, klen, s->out.data + from,
-			    s->out_end[i] - from, res, w);
-		}
 	}
 	if (m->cache != NULL)
 		c->res->x_cache = hits == n ? "hit" : hits == 0 ? "miss" :
@@ -443,30 +513,155 @@ predict_unprocessable(struct route_call *c)
 	metrics_validation(&c->s->errs);
 }
 
-void
-predict_handle(struct route_call *c)
+/* Decodes and validates the body (a form if form) for model m: on success
+ * s->row holds *nrows rows and *batch says which shape to answer in; on
+ * failure the errors are in s->errs. */
+static int
+predict_decode(struct route_call *c, const struct model *m, int form,
+    size_t *nrows, int *batch)
 {
 	struct route_scratch *s = c->s;
-	const struct model *m;
-	size_t nrows = 0;
-	int rc, batch = 0, form;
+	int rc;
 
-	if ((m = route_model(c)) == NULL)
-		return;
-	if ((form = predict_check_body(c, 0)) < 0)
-		return;
 	input_reset(&s->in);
 	verrs_reset(&s->errs);
 	rc = !form ?
 	    decode_json(c->req->body, c->req->body_len, &s->in, &s->errs) :
 	    decode_form(c->req->body, c->req->body_len, &s->in, &s->errs);
 	if (rc == 0)
-		rc = predict_validate(c, m, &s->in, &nrows, &batch);
+		rc = predict_validate(c, m, &s->in, nrows, batch);
 	input_reset(&s->in);
-	if (rc < 0) {
+	return rc;
+}
+
+/* Offline scoring: takes the rows of the body validated ahead, if this
+ * request is the one predict_prepare() validated for m, into s->row, and
+ * points the answers predicted ahead at them. Returns 0, or -1 if the body
+ * is to be decoded (not validated ahead, or invalid: for its errors). */
+static int
+predict_pre_rows(struct route_call *c, const struct model *m, size_t *nrows,
+    int *batch)
+{
+	struct predict_pre *p = &c->s->pre;
+	size_t n = m->schema.n;
+
+	if (p->m != m || p->cur >= p->nreqs || c->req != &p->reqs[p->cur] ||
+	    p->count[p->cur] == 0)
+		return -1;
+	*nrows = p->count[p->cur];
+	*batch = p->batch[p->cur];
+	memcpy(predict_rows_alloc(c, m, *nrows), p->rows + p->first[p->cur] *
+	    n, *nrows * n * sizeof(double));
+	p->next = p->first[p->cur];
+	return 0;
+}
+
+void
+predict_handle(struct route_call *c)
+{
+	const struct model *m;
+	size_t nrows = 0;
+	int batch = 0, form;
+
+	if ((m = route_model(c)) == NULL)
+		return;
+	if ((form = predict_check_body(c, 0)) < 0)
+		return;
+	if (predict_pre_rows(c, m, &nrows, &batch) < 0 &&
+	    predict_decode(c, m, form, &nrows, &batch) < 0) {
 		predict_unprocessable(c);
 		return;
 	}
 	if (predict_run(c, m, nrows) == 0)
 		predict_answer(c, m, nrows, batch);
+}
+
+void
+predict_pre_clear(struct route_scratch *s)
+{
+	model_free(s->pre.m);
+	s->pre.m = NULL;
+	s->pre.reqs = NULL;
+	s->pre.n = s->pre.next = s->pre.nreqs = s->pre.cur = 0;
+}
+
+/* Makes sure the rows predicted ahead have room for n more rows. */
+static void
+predict_pre_grow(struct predict_pre *p, const struct model *m, size_t n)
+{
+	size_t want = (p->n + n) * m->schema.n;
+
+	if (p->rows_cap < want) {
+		p->rows_cap = want > 2 * p->rows_cap ? want : 2 * p->rows_cap;
+		p->rows = xrealloc(p->rows, p->rows_cap * sizeof(double));
+	}
+}
+
+void
+predict_prepare(const struct route_env *env, struct route_scratch *s,
+    const struct request *reqs, size_t n)
+{
+	struct predict_pre *p = &s->pre;
+	struct prediction *out;
+	struct route_call c;
+	const struct model *m;
+	size_t i, j, k, nrows, w;
+	int batch, status;
+	char why[256];
+	double *scratch;
+
+	predict_pre_clear(s);
+	if (p->reqs_cap < n) {
+		p->first = xrealloc(p->first, n * sizeof(size_t));
+		p->count = xrealloc(p->count, n * sizeof(size_t));
+		p->batch = xrealloc(p->batch, n);
+		p->reqs_cap = n;
+	}
+	memset(&c, 0, sizeof(c));
+	c.env = env;
+	c.s = s;
+	c.reg = registry_acquire(env->models);
+	m = route_find_model(&c, &status, why, sizeof(why));
+	if (m != NULL)
+		p->m = model_retain((struct model *)m);
+	registry_release((struct registry *)c.reg);
+	if (m == NULL)
+		return;
+	p->reqs = reqs;
+	p->nreqs = n;
+	for (i = 0; i < n; i++) {
+		p->first[i] = p->n;
+		p->count[i] = 0;
+		p->batch[i] = 0;
+		c.req = &reqs[i];
+		if (reqs[i].body_too_large || reqs[i].body_error != NULL ||
+		    predict_decode(&c, m, 0, &nrows, &batch) < 0)
+			continue;
+		predict_pre_grow(p, m, nrows);
+		memcpy(p->rows + p->n * m->schema.n, s->row,
+		    nrows * m->schema.n * sizeof(double));
+		p->count[i] = nrows;
+		p->batch[i] = (unsigned char)batch;
+		p->n += nrows;
+	}
+	verrs_reset(&s->errs);
+	w = predict_result_width(m);
+	if (p->res_cap < p->n * w) {
+		p->res_cap = p->n * w;
+		p->res = xrealloc(p->res, p->res_cap * sizeof(double));
+	}
+	k = predict_block(p->n);
+	scratch = predict_row(s, k * model_scratch_size(m));
+	if (s->preds_cap < k) {
+		s->preds = xrealloc(s->preds, k * sizeof(*s->preds));
+		s->preds_cap = k;
+	}
+	out = s->preds;
+	for (i = 0; i < p->n; i += k) {
+		k = predict_block(p->n - i);
+		model_predict_rows(m, p->rows + i * m->schema.n, k, scratch,
+		    out);
+		for (j = 0; j < k; j++)
+			predict_pack(m, &out[j], p->res + (i + j) * w);
+	}
 }

@@ -75,6 +75,13 @@ route_scratch_free(struct route_scratch *s)
 	buf_free(&s->row_json);
 	buf_free(&s->tmp);
 	free(s->row);
+	free(s->preds);
+	predict_pre_clear(s);
+	free(s->pre.rows);
+	free(s->pre.res);
+	free(s->pre.first);
+	free(s->pre.count);
+	free(s->pre.batch);
 	memset(s, 0, sizeof(*s));
 }
 

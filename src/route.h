@@ -27,6 +27,24 @@ struct route_env {
 	int			 audit_sync;	/* answer after the row commits */
 };
 
+/* Bodies validated and rows predicted ahead, for offline scoring
+ * (predict_prepare()): predict_handle() takes body cur's rows from here
+ * instead of decoding it again when it handles reqs[cur] for model m,
+ * and predict_run() takes row next's answer instead of predicting it
+ * when its values are bit for bit rows[next]. */
+struct predict_pre {
+	struct model	*m;		/* a reference, or NULL: none */
+	double		*rows;		/* n rows of m->schema.n values */
+	double		*res;		/* n packed answers (result width) */
+	size_t		 n, next;
+	const struct request *reqs;	/* the bodies */
+	size_t		 nreqs, cur;
+	size_t		*first;		/* per body: its first row */
+	size_t		*count;		/* its rows, or 0: not valid */
+	unsigned char	*batch;		/* it is {"instances": [...]} */
+	size_t		 rows_cap, res_cap, reqs_cap;
+};
+
 /* Per-thread working memory, reused from request to request so that the
  * request path allocates as little as possible. */
 struct route_scratch {
@@ -41,8 +59,11 @@ struct route_scratch {
 	size_t		 results_cap;
 	struct buf	 row_json;	/* one instance's input JSON */
 	struct buf	 tmp;
-	double		*row;		/* rows, then model_scratch_size() */
+	double		*row;		/* rows, then model scratch for a block */
 	size_t		 row_cap;
+	struct prediction *preds;	/* a block's predictions */
+	size_t		 preds_cap;
+	struct predict_pre pre;
 };
 
 /* One request on its way through a handler. */
@@ -91,7 +112,13 @@ const struct model *route_find_model(struct route_call *c, int *status,
  *   mode, waits for them to be committed); on failure c->why says why.
  * predict_result: instance i's numbers after predict_run (proba and
  *   scores point into scratch memory valid until the next request).
- * predict_unprocessable: answers 422 with the collected errors. */
+ * predict_unprocessable: answers 422 with the collected errors.
+ * predict_prepare: for offline scoring, validates the n /predict bodies
+ *   in reqs against the default model and predicts the rows of those that
+ *   validate together (model_predict_rows()), into s->pre. Answers
+ *   nothing; with s->pre.cur set to i, route_handle() on reqs[i] then
+ *   takes its rows and answers from there. predict_pre_clear() drops
+ *   them. */
 int	predict_check_body(struct route_call *c, int json_only);
 int	predict_validate_items(struct route_call *c, const struct model *m,
 	    const cJSON *arr, const struct verr_loc *loc, size_t *n);
@@ -103,6 +130,9 @@ void	predict_result(const struct route_call *c, const struct model *m,
 	    size_t i, struct prediction *out);
 int	predict_audit(struct route_call *c, const struct model *m, size_t n);
 void	predict_unprocessable(struct route_call *c);
+void	predict_prepare(const struct route_env *env, struct route_scratch *s,
+	    const struct request *reqs, size_t n);
+void	predict_pre_clear(struct route_scratch *s);
 
 /* The handlers, one per endpoint. */
 void	predict_handle(struct route_call *c);

@@ -7,6 +7,9 @@ diabetes) or a generated one (make_classification, make_regression), exports it 
 mlfcgi-export's converters, scores the held-out rows with one `mlfcgi --predict` run, and
 compares predict (exactly), predict_proba and decision_function (where scikit-learn has
 them, and only then) and regression outputs: within 1e-9 relative, 1e-12 absolute.
+The --predict answers (lines predicted together in blocks, where an estimator has a
+batch path: MLPs) must also be, bit for bit, those of one {"instances"} request
+predicted one instance at a time (the prediction cache on).
 """
 
 import importlib.util
@@ -171,6 +174,40 @@ def score(model_path, X, tmpdir):
                            f"{proc.stderr.decode(errors='replace').strip()[:500]} "
                            f"{proc.stdout.decode(errors='replace')[:300]}")
     return answers
+
+
+def one_by_one(model_path, X):
+    """Score X as one {"instances"} CGI request with the prediction cache on.
+
+    With a cache, mlfcgi predicts the instances one at a time (model_predict),
+    where --predict predicts blocks of lines together (model_predict_rows).
+    """
+    body = json.dumps({"instances": [[float(v) for v in x] for x in X]}).encode()
+    env = {k: v for k, v in os.environ.items() if k in PASSTHROUGH_ENV}
+    env.update(REQUEST_METHOD="POST", PATH_INFO="/predict", CONTENT_TYPE="application/json",
+               CONTENT_LENGTH=str(len(body)), GATEWAY_INTERFACE="CGI/1.1",
+               MLFCGI_MODEL=str(model_path), MLFCGI_CACHE_SIZE="100000",
+               MLFCGI_MAX_BATCH=str(max(len(X), 1)), MLFCGI_MAX_BODY=str(len(body) + 1))
+    proc = subprocess.run([MLFCGI_BIN], input=body, env=env, capture_output=True,
+                          timeout=TIMEOUT)
+    head, _, payload = proc.stdout.partition(b"\r\n\r\n")
+    if proc.returncode != 0 or not head.startswith(b"Status: 200"):
+        raise RuntimeError(f"CGI instances request: exit {proc.returncode}, "
+                           f"{proc.stdout[:300]!r} {proc.stderr[:300]!r}")
+    return json.loads(payload)["predictions"]
+
+
+def same_as_one_by_one(answers, singles):
+    """Problems where a --predict answer differs from the one-at-a-time answer."""
+    problems = []
+    for row, (body, single) in enumerate(zip(answers, singles)):
+        got = {k: v for k, v in body.items()
+               if k not in ("model", "version", "request_id", "line")}
+        if got != single:  # floats compared exactly
+            problems.append(f"row {row}: --predict {got} != one at a time {single}")
+    if len(answers) != len(singles):
+        problems.append(f"{len(answers)} --predict answers, {len(singles)} one at a time")
+    return problems
 
 
 def compare(est, model, X, answers):
@@ -450,7 +487,9 @@ def run_case(tap, description, thunk, tmpdir):
     model = export_model(est, **export)
     path = Path(tmpdir) / "model.json"
     write_model(model, str(path))
-    cmp = compare(est, model, X_test, score(path, X_test, tmpdir))
+    answers = score(path, X_test, tmpdir)
+    cmp = compare(est, model, X_test, answers)
+    cmp.problems += same_as_one_by_one(answers, one_by_one(path, X_test))
     shown = cmp.problems[:MAX_DIAGNOSTICS]
     if len(cmp.problems) > len(shown):
         shown.append(f"... and {len(cmp.problems) - len(shown)} more mismatches")

@@ -11,6 +11,9 @@ Classes must be identical; probabilities, decision values and regression
 outputs equal to 1e-9 relative (absolute floor 1e-12). Also: the loader
 refuses malformed trees naming the field, the exporter refuses what it
 cannot represent naming the parameter, and a 100-tree forest stays small.
+Each case's --predict answers (lines predicted together in blocks) must
+also be, bit for bit, those of one {"instances"} request predicted one
+instance at a time (the prediction cache on).
 """
 
 import importlib.util
@@ -159,6 +162,42 @@ def scored(model_path, rows, tmpdir):
                            f"lines for {len(rows)} rows: {proc.stderr.strip()[:500]} "
                            f"{proc.stdout[:500]}")
     return lines
+
+
+def one_by_one(model_path, rows):
+    """Score rows as one {"instances"} CGI request with the prediction cache on.
+
+    With a cache, mlfcgi predicts the instances one at a time (model_predict),
+    where --predict predicts blocks of lines together (model_predict_rows):
+    the answers must be the same numbers, bit for bit.
+    """
+    import numpy as np
+    body = json.dumps({"instances": [[None if np.isnan(v) else float(v) for v in row]
+                                     for row in rows]}).encode()
+    env = dict(REQUEST_METHOD="POST", PATH_INFO="/predict", CONTENT_TYPE="application/json",
+               CONTENT_LENGTH=str(len(body)), GATEWAY_INTERFACE="CGI/1.1",
+               MLFCGI_MODEL=str(model_path), MLFCGI_CACHE_SIZE="100000",
+               MLFCGI_MAX_BATCH=str(max(len(rows), 1)), MLFCGI_MAX_BODY=str(len(body) + 1))
+    proc = subprocess.run([MLFCGI_BIN], input=body, env=env, capture_output=True,
+                          timeout=TIMEOUT)
+    head, _, payload = proc.stdout.partition(b"\r\n\r\n")
+    if proc.returncode != 0 or not head.startswith(b"Status: 200"):
+        raise RuntimeError(f"CGI instances request: exit {proc.returncode}, "
+                           f"{proc.stdout[:300]!r} {proc.stderr[:300]!r}")
+    return json.loads(payload)["predictions"]
+
+
+def same_as_one_by_one(lines, singles):
+    """Problems where a --predict line's answer differs from the one-at-a-time answer."""
+    problems = []
+    for r, (line, single) in enumerate(zip(lines, singles)):
+        got = {k: v for k, v in line.items()
+               if k not in ("model", "version", "request_id", "line")}
+        if got != single:  # floats compared exactly
+            problems.append(f"row {r}: --predict {got} != one at a time {single}")
+    if len(lines) != len(singles):
+        problems.append(f"{len(lines)} --predict lines, {len(singles)} one at a time")
+    return problems
 
 
 # ---------------------------------------------------------------- comparing
@@ -357,7 +396,9 @@ def run_case(tap, description, thunk, tmpdir):
     write_model(model, str(path))
     probes = probe_rows(model, X_test)
     X = np.vstack([X_test] + probes) if probes else X_test
-    cmp = compare(est, model, X, scored(path, X, tmpdir))
+    lines = scored(path, X, tmpdir)
+    cmp = compare(est, model, X, lines)
+    cmp.problems += same_as_one_by_one(lines, one_by_one(path, X))
     report(tap, description, len(X_test), len(probes), cmp, path.stat().st_size)
 
 
