@@ -125,7 +125,8 @@ audit_format_ts(struct audit *a, int64_t ms, char out[64])
 
 /* Applies the schema to a new database; checks the version of an old one.
  * Runs in one IMMEDIATE transaction so that processes starting together
- * apply it once. */
+ * apply it once. Returns 0, -2 if another connection's lock was in the way
+ * (worth trying again), or -1. */
 static int
 audit_apply_schema(sqlite3 *db, char *err, size_t errlen)
 {
@@ -158,11 +159,12 @@ audit_apply_schema(sqlite3 *db, char *err, size_t errlen)
 	if (rc == SQLITE_OK)
 		return 0;
 fail:
+	rc = sqlite3_errcode(db) & 0xff;
 	snprintf(err, errlen, "cannot apply the schema: %s",
 	    msg ? msg : sqlite3_errmsg(db));
 	sqlite3_free(msg);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	return -1;
+	return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -2 : -1;
 }
 
 /* SQLite's busy handler: waits for another process's lock as
@@ -224,14 +226,16 @@ audit_close_db(struct audit *a, char *why, size_t whylen)
 
 /* Opens the database at a->path for writing (creating it and its schema).
  * Returns 0; or -1 with the message in err and no connection left open,
- * *readonly telling whether the cause is a read-only file. Writer thread
- * only, or audit_open(). */
+ * *readonly telling whether the cause is a read-only file, *busy whether
+ * it is another connection's lock. Writer thread only, or audit_open(). */
 static int
-audit_open_db(struct audit *a, int *readonly, char *err, size_t errlen)
+audit_open_db_once(struct audit *a, int *readonly, int *busy, char *err,
+    size_t errlen)
 {
 	char *msg = NULL;
+	int rc;
 
-	*readonly = 0;
+	*readonly = *busy = 0;
 	if (sqlite3_open_v2(a->path, &a->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", a->path, a->db ?
@@ -247,13 +251,17 @@ audit_open_db(struct audit *a, int *readonly, char *err, size_t errlen)
 	}
 	if (sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; "
 	    "PRAGMA synchronous=NORMAL", NULL, NULL, &msg) != SQLITE_OK) {
+		rc = sqlite3_errcode(a->db) & 0xff;
+		*busy = rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
 		snprintf(err, errlen, "%s: %s", a->path, msg ? msg :
 		    sqlite3_errmsg(a->db));
 		sqlite3_free(msg);
 		goto fail;
 	}
-	if (audit_apply_schema(a->db, err, errlen) < 0)
+	if ((rc = audit_apply_schema(a->db, err, errlen)) < 0) {
+		*busy = rc == -2;
 		goto fail;
+	}
 	if (sqlite3_prepare_v2(a->db, "INSERT INTO predictions (ts, "
 	    "request_id, model, version, input, output, latency_us, cached, "
 	    "pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &a->insert,
@@ -271,6 +279,26 @@ fail:
 	a->insert = NULL;
 	a->db = NULL;
 	return -1;
+}
+
+/* audit_open_db_once(), tried again for up to AUDIT_BUSY_MS while another
+ * connection's lock is in the way: processes started together all switch
+ * a new file to WAL and apply the schema, and SQLite answers some of those
+ * lock upgrades SQLITE_BUSY at once, without the busy handler (it would
+ * deadlock). Same contract as audit_open_db_once(). */
+static int
+audit_open_db(struct audit *a, int *readonly, char *err, size_t errlen)
+{
+	int64_t until = audit_now_ms() + AUDIT_BUSY_MS;
+	int busy, tries = 0;
+
+	while (audit_open_db_once(a, readonly, &busy, err, errlen) < 0) {
+		if (!busy || audit_now_ms() >= until)
+			return -1;
+		/* Spread the retries of processes started together. */
+		audit_sleep_ms(5 + (long)((a->pid + tries++) % 7) * 3);
+	}
+	return 0;
 }
 
 /* Makes a->db a writable connection to the file now at the path: opens it

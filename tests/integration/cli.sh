@@ -43,7 +43,7 @@ run_cgi() {
 	    ${MLFCGI_MAX_BATCH:+MLFCGI_MAX_BATCH="$MLFCGI_MAX_BATCH"} "$MLFCGI_BIN"
 }
 
-echo "1..41"
+echo "1..42"
 
 out=$("$MLFCGI_BIN" --help); ok $? "--help exits 0"
 grep -q -- '--audit-db' <<<"$out"; ok $? "--help lists --audit-db"
@@ -210,5 +210,21 @@ rows=$(sqlite3 "$tmp/sync.db" "SELECT count(*) FROM predictions WHERE request_id
 [ "$(sqlite3 "$tmp/sync.db" 'PRAGMA integrity_check')" = ok ]; ok $? "after kill -9 the audit log passes integrity_check"
 out=$("$MLFCGI_BIN" --model "$MODEL" --audit-sync --check 2>&1); [ $? -eq 2 ]
 ok $? "--audit-sync without --audit-db is a usage error"
+
+# Processes started together on a new audit log (lighttpd's max-procs, a
+# mod_fcgid pool): all switch it to WAL and apply the schema at once, and
+# SQLite answers some of those lock upgrades "database is locked" at once.
+# Each must wait its turn and open it: 25 rounds of 8 at once, all ok.
+bad=0
+for r in $(seq 25); do
+	pids=()
+	for i in $(seq 8); do
+		"$MLFCGI_BIN" --model "$MODEL" --audit-db "$tmp/race$r.db" --check \
+		    >/dev/null 2>>"$tmp/race.err" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+done
+[ "$bad" -eq 0 ]; ok $? "8 processes opening one new audit log at once, 25 times: none fails ($bad failed: $(sort -u "$tmp/race.err" | head -2))"
 
 [ "$failed" -eq 0 ]
