@@ -11,6 +11,10 @@ import tempfile
 import traceback
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fidelity_lib import (  # noqa: E402
+    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, is_number)
+
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
 REL_TOL = 1e-9
@@ -19,8 +23,6 @@ ROWS_PER_CASE = 40
 MAX_DIAGNOSTICS = 10
 TIMEOUT = 30
 
-SRCDIR = Path(os.environ.get("SRCDIR") or Path(__file__).resolve().parents[2])
-MLFCGI_BIN = os.environ.get("MLFCGI_BIN", "")
 
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_BOUNDS = {
@@ -29,35 +31,9 @@ IRIS_BOUNDS = {
     "petal_length": {"minimum": 0, "maximum": 7},
     "petal_width": {"minimum": 0, "maximum": 3},
 }
-PASSTHROUGH_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LD_LIBRARY_PATH",
-                   "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "MALLOC_PERTURB_")
 
 
 # ---------------------------------------------------------------- TAP
-
-class Tap:
-    """Numbered TAP output with a fixed plan."""
-
-    def __init__(self, planned):
-        self.number = 0
-        self.failed = 0
-        print(f"1..{planned}", flush=True)
-
-    def result(self, ok, description, diagnostics=()):
-        """Print one ok / not ok line, then diagnostics as # comments."""
-        self.number += 1
-        self.failed += not ok
-        print(f"{'ok' if ok else 'not ok'} {self.number} - {description}")
-        for line in diagnostics:
-            for part in str(line).splitlines():
-                print(f"# {part}")
-        sys.stdout.flush()
-
-    def skip(self, description, reason):
-        """Print a skipped test."""
-        self.number += 1
-        print(f"ok {self.number} - {description} # SKIP {reason}", flush=True)
-
 
 # ---------------------------------------------------------------- running mlfcgi
 
@@ -116,11 +92,6 @@ def rel_error(expected, got):
     """Return |expected - got| relative to the larger magnitude (0 when both are 0)."""
     scale = max(abs(expected), abs(got))
     return abs(expected - got) / scale if scale else 0.0
-
-
-def is_number(x):
-    """JSON number (not a bool)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def same_label(expected, got):

@@ -22,6 +22,10 @@ import traceback
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fidelity_lib import (  # noqa: E402
+    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, is_number, one_by_one, same_as_one_by_one)
+
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
 REL_TOL = 1e-9
@@ -30,39 +34,10 @@ ROWS = 40
 MAX_DIAGNOSTICS = 10
 TIMEOUT = 60
 
-SRCDIR = Path(os.environ.get("SRCDIR") or Path(__file__).resolve().parents[2])
-MLFCGI_BIN = os.environ.get("MLFCGI_BIN", "")
-PASSTHROUGH_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LD_LIBRARY_PATH",
-                   "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "MALLOC_PERTURB_")
-
 
 # ---------------------------------------------------------------- TAP
 
-class Tap:
-    """Numbered TAP output with a fixed plan."""
-
-    def __init__(self, planned):
-        self.number = 0
-        self.failed = 0
-        print(f"1..{planned}", flush=True)
-
-    def result(self, ok, description, diagnostics=()):
-        """Print one ok / not ok line, then diagnostics as # comments."""
-        self.number += 1
-        self.failed += not ok
-        print(f"{'ok' if ok else 'not ok'} {self.number} - {description}")
-        for line in diagnostics:
-            for part in str(line).splitlines():
-                print(f"# {part}")
-        sys.stdout.flush()
-
-
 # ---------------------------------------------------------------- comparing
-
-def is_number(x):
-    """JSON number (not a bool)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
 
 class Comparison:
     """Mismatches, and the largest relative / absolute error seen per output kind."""
@@ -174,40 +149,6 @@ def score(model_path, X, tmpdir):
                            f"{proc.stderr.decode(errors='replace').strip()[:500]} "
                            f"{proc.stdout.decode(errors='replace')[:300]}")
     return answers
-
-
-def one_by_one(model_path, X):
-    """Score X as one {"instances"} CGI request with the prediction cache on.
-
-    With a cache, mlfcgi predicts the instances one at a time (model_predict),
-    where --predict predicts blocks of lines together (model_predict_rows).
-    """
-    body = json.dumps({"instances": [[float(v) for v in x] for x in X]}).encode()
-    env = {k: v for k, v in os.environ.items() if k in PASSTHROUGH_ENV}
-    env.update(REQUEST_METHOD="POST", PATH_INFO="/predict", CONTENT_TYPE="application/json",
-               CONTENT_LENGTH=str(len(body)), GATEWAY_INTERFACE="CGI/1.1",
-               MLFCGI_MODEL=str(model_path), MLFCGI_CACHE_SIZE="100000",
-               MLFCGI_MAX_BATCH=str(max(len(X), 1)), MLFCGI_MAX_BODY=str(len(body) + 1))
-    proc = subprocess.run([MLFCGI_BIN], input=body, env=env, capture_output=True,
-                          timeout=TIMEOUT)
-    head, _, payload = proc.stdout.partition(b"\r\n\r\n")
-    if proc.returncode != 0 or not head.startswith(b"Status: 200"):
-        raise RuntimeError(f"CGI instances request: exit {proc.returncode}, "
-                           f"{proc.stdout[:300]!r} {proc.stderr[:300]!r}")
-    return json.loads(payload)["predictions"]
-
-
-def same_as_one_by_one(answers, singles):
-    """Problems where a --predict answer differs from the one-at-a-time answer."""
-    problems = []
-    for row, (body, single) in enumerate(zip(answers, singles)):
-        got = {k: v for k, v in body.items()
-               if k not in ("model", "version", "request_id", "line")}
-        if got != single:  # floats compared exactly
-            problems.append(f"row {row}: --predict {got} != one at a time {single}")
-    if len(answers) != len(singles):
-        problems.append(f"{len(answers)} --predict answers, {len(singles)} one at a time")
-    return problems
 
 
 def compare(est, model, X, answers):

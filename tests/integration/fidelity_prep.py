@@ -22,6 +22,10 @@ import traceback
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fidelity_lib import (  # noqa: E402
+    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap)
+
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
 REL_TOL = 1e-9
@@ -30,36 +34,13 @@ N_TEST = 60
 MAX_DIAGNOSTICS = 10
 TIMEOUT = 60
 
-SRCDIR = Path(os.environ.get("SRCDIR") or Path(__file__).resolve().parents[2])
-MLFCGI_BIN = os.environ.get("MLFCGI_BIN", "")
 
 CITIES = ["Paris", "Oslo", "Rome", "Lima"]
 PLANS = ["basic", "pro"]
 MIXED_NAMES = ["age", "city", "income", "plan", "score", "noise"]
-PASSTHROUGH_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LD_LIBRARY_PATH",
-                   "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
 
 
 # ---------------------------------------------------------------- TAP
-
-class Tap:
-    """Numbered TAP output; the plan is printed first."""
-
-    def __init__(self, planned):
-        self.number = 0
-        self.failed = 0
-        print(f"1..{planned}", flush=True)
-
-    def result(self, ok, description, diagnostics=()):
-        """Print one ok / not ok line, then diagnostics as # comments."""
-        self.number += 1
-        self.failed += not ok
-        print(f"{'ok' if ok else 'not ok'} {self.number} - {description}")
-        for line in diagnostics:
-            for part in str(line).splitlines():
-                print(f"# {part}")
-        sys.stdout.flush()
-
 
 # ---------------------------------------------------------------- data
 

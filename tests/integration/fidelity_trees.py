@@ -26,6 +26,10 @@ import traceback
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fidelity_lib import (  # noqa: E402
+    MLFCGI_BIN, SRCDIR, Tap, is_number, one_by_one, same_as_one_by_one)
+
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 # HistGradientBoosting's OpenMP threads spin; on a busy machine (make -j2 check)
 # one thread is many times faster. Read when scikit-learn is first imported.
@@ -40,30 +44,8 @@ MAX_DIAGNOSTICS = 10
 TIMEOUT = 60
 FOREST_LIMIT_BYTES = 16 * 1024 * 1024  # a 100-tree forest on digits, generously
 
-SRCDIR = Path(os.environ.get("SRCDIR") or Path(__file__).resolve().parents[2])
-MLFCGI_BIN = os.environ.get("MLFCGI_BIN", "")
-
 
 # ---------------------------------------------------------------- TAP
-
-class Tap:
-    """Numbered TAP output with a fixed plan."""
-
-    def __init__(self, planned):
-        self.number = 0
-        self.failed = 0
-        print(f"1..{planned}", flush=True)
-
-    def result(self, ok, description, diagnostics=()):
-        """Print one ok / not ok line, then diagnostics as # comments."""
-        self.number += 1
-        self.failed += not ok
-        print(f"{'ok' if ok else 'not ok'} {self.number} - {description}")
-        for line in diagnostics:
-            for part in str(line).splitlines():
-                print(f"# {part}")
-        sys.stdout.flush()
-
 
 # ---------------------------------------------------------------- data
 
@@ -164,48 +146,7 @@ def scored(model_path, rows, tmpdir):
     return lines
 
 
-def one_by_one(model_path, rows):
-    """Score rows as one {"instances"} CGI request with the prediction cache on.
-
-    With a cache, mlfcgi predicts the instances one at a time (model_predict),
-    where --predict predicts blocks of lines together (model_predict_rows):
-    the answers must be the same numbers, bit for bit.
-    """
-    import numpy as np
-    body = json.dumps({"instances": [[None if np.isnan(v) else float(v) for v in row]
-                                     for row in rows]}).encode()
-    env = dict(REQUEST_METHOD="POST", PATH_INFO="/predict", CONTENT_TYPE="application/json",
-               CONTENT_LENGTH=str(len(body)), GATEWAY_INTERFACE="CGI/1.1",
-               MLFCGI_MODEL=str(model_path), MLFCGI_CACHE_SIZE="100000",
-               MLFCGI_MAX_BATCH=str(max(len(rows), 1)), MLFCGI_MAX_BODY=str(len(body) + 1))
-    proc = subprocess.run([MLFCGI_BIN], input=body, env=env, capture_output=True,
-                          timeout=TIMEOUT)
-    head, _, payload = proc.stdout.partition(b"\r\n\r\n")
-    if proc.returncode != 0 or not head.startswith(b"Status: 200"):
-        raise RuntimeError(f"CGI instances request: exit {proc.returncode}, "
-                           f"{proc.stdout[:300]!r} {proc.stderr[:300]!r}")
-    return json.loads(payload)["predictions"]
-
-
-def same_as_one_by_one(lines, singles):
-    """Problems where a --predict line's answer differs from the one-at-a-time answer."""
-    problems = []
-    for r, (line, single) in enumerate(zip(lines, singles)):
-        got = {k: v for k, v in line.items()
-               if k not in ("model", "version", "request_id", "line")}
-        if got != single:  # floats compared exactly
-            problems.append(f"row {r}: --predict {got} != one at a time {single}")
-    if len(lines) != len(singles):
-        problems.append(f"{len(lines)} --predict lines, {len(singles)} one at a time")
-    return problems
-
-
 # ---------------------------------------------------------------- comparing
-
-def is_number(x):
-    """JSON number (not a bool)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
 
 class Comparison:
     """Collects mismatches and the largest absolute and relative errors seen."""

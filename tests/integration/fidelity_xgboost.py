@@ -16,6 +16,10 @@ import tempfile
 import traceback
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fidelity_lib import (  # noqa: E402
+    MLFCGI_BIN, SRCDIR, Tap)
+
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
 REL_TOL = 1e-6
@@ -25,30 +29,8 @@ ROUNDS = 30
 MAX_DIAGNOSTICS = 10
 TIMEOUT = 60
 
-SRCDIR = Path(os.environ.get("SRCDIR") or Path(__file__).resolve().parents[2])
-MLFCGI_BIN = os.environ.get("MLFCGI_BIN", "")
-
 
 # ---------------------------------------------------------------- TAP
-
-class Tap:
-    """Numbered TAP output with a fixed plan."""
-
-    def __init__(self, planned):
-        self.number = 0
-        self.failed = 0
-        print(f"1..{planned}", flush=True)
-
-    def result(self, ok, description, diagnostics=()):
-        """Print one ok / not ok line, then diagnostics as # comments."""
-        self.number += 1
-        self.failed += not ok
-        print(f"{'ok' if ok else 'not ok'} {self.number} - {description}")
-        for line in diagnostics:
-            for part in str(line).splitlines():
-                print(f"# {part}")
-        sys.stdout.flush()
-
 
 # ---------------------------------------------------------------- data
 
