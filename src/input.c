@@ -1,6 +1,11 @@
 /* input: decoded request bodies and their raw values (see input.h). */
+#include "config.h"
 #include "input.h"
 #include "xalloc.h"
+
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
 
 #include <math.h>
 #include <stdint.h>
@@ -87,7 +92,7 @@ input_json_malloc(size_t n)
 		input_arena.live++;
 		return p;
 	}
-	return malloc(n);
+	return xmalloc(n);	/* xalloc's policy: never NULL */
 }
 
 static void
@@ -108,8 +113,13 @@ input_json_hooks(void)
 {
 	cJSON_Hooks h = { input_json_malloc, input_json_free };
 
+	/* AddressSanitizer and valgrind's memcheck should see every node. */
 #ifdef __SANITIZE_ADDRESS__
-	return;		/* AddressSanitizer should see every node */
+	return;
+#endif
+#ifdef HAVE_VALGRIND_VALGRIND_H
+	if (RUNNING_ON_VALGRIND)
+		return;
 #endif
 	cJSON_InitHooks(&h);
 }
