@@ -47,6 +47,7 @@ struct config {
 	size_t		 max_batch;
 	size_t		 cache_size;
 	size_t		 audit_sync;
+	size_t		 no_simd;
 	size_t		 retain_days;
 	const char	*user;
 	const char	*socket_mode;
@@ -113,6 +114,10 @@ static const struct opt {
 	  offsetof(struct config, audit_flush_ms), 1, 60000, "100",
 	  "bound on how long audit rows wait uncommitted while the writer "
 	  "keeps up" },
+	{ "no-simd", "MLFCGI_NO_SIMD", OPT_FLAG,
+	  offsetof(struct config, no_simd), 0, 0, NULL,
+	  "predict without the CPU's vector instructions (the same answers, "
+	  "slower; to compare)" },
 	{ "predict", NULL, OPT_STRING, offsetof(struct config, predict), 0, 0,
 	  NULL, "score JSON lines from FILE (- for stdin) to stdout, exit" },
 	{ "check", NULL, OPT_FLAG, offsetof(struct config, check), 0, 0, NULL,
@@ -447,6 +452,7 @@ main(int argc, char **argv)
 		printf("mlfcgi %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	model_set_simd(!cfg.no_simd);
 	if (cfg.n_models == 0 && cfg.model_dir == NULL) {
 		fprintf(stderr, "mlfcgi: no model: give --model FILE (or "
 		    "--model-dir DIR), or set MLFCGI_MODEL\n");

@@ -43,6 +43,21 @@ model_free(struct model *m)
 	free(m);
 }
 
+/* Set once at start-up (model_set_simd()), then only read. */
+static int model_simd_on = 1;
+
+void
+model_set_simd(int on)
+{
+	model_simd_on = on != 0;
+}
+
+int
+model_simd(void)
+{
+	return model_simd_on;
+}
+
 size_t
 model_scratch_size(const struct model *m)
 {

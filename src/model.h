@@ -120,6 +120,12 @@ void	model_predict(const struct model *m, const double *row,
  * times faster than a model_predict() per row. Thread-safe. */
 void	model_predict_rows(const struct model *m, const double *rows,
 	    size_t n, double *scratch, struct prediction *out);
+/* Lets estimators use the CPU's vector instructions where they have a
+ * path for them (on == 1, the default) or not (0: the portable code, which
+ * gives the same bits; --no-simd, to compare). Call before predicting. */
+void	model_set_simd(int on);
+/* Returns what model_set_simd() last set. */
+int	model_simd(void);
 /* Returns 0 if every output of out is finite, -1 otherwise. */
 int	model_output_finite(const struct model *m, const struct prediction *out);
 /* Writes a prediction's JSON members, without braces:

@@ -13,7 +13,9 @@ refuses malformed trees naming the field, the exporter refuses what it
 cannot represent naming the parameter, and a 100-tree forest stays small.
 Each case's --predict answers (lines predicted together in blocks) must
 also be, bit for bit, those of one {"instances"} request predicted one
-instance at a time (the prediction cache on).
+instance at a time (the prediction cache on), and those of --predict
+--no-simd (the portable walk, where the default is the AVX2 walk of
+complete trees, every tree at most 8 deep: extra cases of depth 4 to 8).
 """
 
 import importlib.util
@@ -56,6 +58,9 @@ def load(name):
     if name == "make_regression":
         X, y = datasets.make_regression(n_samples=400, n_features=10, n_informative=6,
                                         noise=5.0, random_state=0)
+    elif name == "make_classification":
+        X, y = datasets.make_classification(n_samples=400, n_features=10, n_informative=6,
+                                            random_state=0)
     else:
         X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
     return np.asarray(X, dtype=np.float64), y
@@ -128,16 +133,16 @@ def probe_rows(model, X_test):
 
 # ---------------------------------------------------------------- running mlfcgi
 
-def scored(model_path, rows, tmpdir):
-    """Score rows with mlfcgi --predict; return its output lines as dicts."""
+def scored(model_path, rows, tmpdir, options=()):
+    """Score rows with mlfcgi --predict (and options); return its output lines as dicts."""
     import numpy as np
     in_path = Path(tmpdir) / "rows.jsonl"
     with open(in_path, "w") as f:
         for row in rows:
             values = [None if np.isnan(v) else float(v) for v in row]
             f.write(json.dumps({"features": values}) + "\n")
-    proc = subprocess.run([MLFCGI_BIN, "--model", str(model_path), "--predict", str(in_path)],
-                          capture_output=True, timeout=TIMEOUT, text=True)
+    proc = subprocess.run([MLFCGI_BIN, "--model", str(model_path), "--predict", str(in_path),
+                           *options], capture_output=True, timeout=TIMEOUT, text=True)
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     if proc.returncode != 0 or len(lines) != len(rows):
         raise RuntimeError(f"mlfcgi --predict exited {proc.returncode} with {len(lines)} "
@@ -295,6 +300,20 @@ def cases():
     hgbc = ensemble.HistGradientBoostingClassifier
     hgbr = ensemble.HistGradientBoostingRegressor
     out += [
+        # Complete trees (every tree at most 8 deep) are walked eight rows at
+        # a time, the first 3 levels together: deeper ones, several outputs.
+        ("make_classification GradientBoostingClassifier(max_depth=6)",
+         plain_case("make_classification", lambda: ensemble.GradientBoostingClassifier(
+             n_estimators=N_TREES, max_depth=6, random_state=0))),
+        ("digits GradientBoostingClassifier(max_depth=5)",
+         plain_case("digits", lambda: ensemble.GradientBoostingClassifier(
+             n_estimators=5, max_depth=5, random_state=0))),
+        ("wine RandomForestClassifier(max_depth=4)",
+         plain_case("wine", lambda: ensemble.RandomForestClassifier(
+             N_TREES, max_depth=4, random_state=0))),
+        ("make_regression GradientBoostingRegressor(max_depth=8)",
+         plain_case("make_regression", lambda: ensemble.GradientBoostingRegressor(
+             n_estimators=N_TREES, max_depth=8, random_state=0))),
         ("iris ExtraTreeClassifier",
          plain_case("iris", lambda: tree.ExtraTreeClassifier(random_state=0))),
         ("diabetes ExtraTreeRegressor",
@@ -340,6 +359,10 @@ def run_case(tap, description, thunk, tmpdir):
     lines = scored(path, X, tmpdir)
     cmp = compare(est, model, X, lines)
     cmp.problems += same_as_one_by_one(lines, one_by_one(path, X))
+    # The vector walk (AVX2, where the CPU has it) against the portable code.
+    plain = scored(path, X, tmpdir, ["--no-simd"])
+    cmp.problems += [f"row {r}: {a} but with --no-simd {b}"
+                     for r, (a, b) in enumerate(zip(lines, plain)) if a != b][:MAX_DIAGNOSTICS]
     report(tap, description, len(X_test), len(probes), cmp, path.stat().st_size)
 
 
