@@ -1259,86 +1259,132 @@ tree_complete_rows(const struct tree_ensemble *e, size_t t,
 
 #if TREE_AVX2
 /* The vector walk (AVX2): the rows of a block eight at a time, each
- * taking the same path as in tree_complete_rows(). The first three levels
- * of a complete tree are decided without a gather: each of their seven
+ * taking the same path as in tree_complete_rows(). The first TREE_CAP
+ * levels of a complete tree are decided without a gather: each of their
  * splits is compared for the eight rows at once (one load of its
  * feature's eight transposed values; a lane all ones means right), and
  * each row's own split at a level is then chosen by its decisions above
  * (blends). The levels below are walked one row at a time, eight walks in
- * flight. (Gathering each row's value on the next levels instead measured
- * no faster on AMD Zen 3, where a gather costs as much as eight loads.) */
+ * flight. Measured on AMD Zen 3 (bench/RESULTS.md): a fourth level of
+ * blends, or gathering each row's value on the next levels (a gather
+ * costs as much as eight loads there), was no faster. */
 #define TREE_CAP 3
 
-/* Right (all ones) or left (zero) for the eight rows at col + i against
- * thr. */
-#define TREE_V_SPLIT(col, thr, i)					\
-	_mm256_cmp_ps(_mm256_loadu_ps((col) + (i)), (thr), _CMP_GT_OQ)
+/* A split of the vector walk's copy of a tree: its feature as the offset
+ * of the feature's values in the block's transposed rows. */
+struct tree_vnode {
+	float		thr;
+	uint32_t	off;
+};
 
-/* Walks complete tree t, at least TREE_CAP deep, for the rows of r and
- * adds each one's leaf to its sums, as tree_complete_rows() does; thr,
- * off (2^TREE_SHALLOW - 1 each) and lv (2^TREE_SHALLOW) are work space. */
+/* Work space of the vector walk: one tree for one block. */
+struct tree_vwork {
+	struct tree_vnode node[((size_t)1 << TREE_SHALLOW) - 1];
+	/* With one sum: the term a leaf adds, by its node index. */
+	double		 lv[((size_t)2 << TREE_SHALLOW) - 1];
+	const float	*col[((size_t)1 << TREE_CAP) - 1];
+	__m256		 cut[((size_t)1 << TREE_CAP) - 1];
+};
+
+/* Right (all ones) or left (zero) for the eight rows from i at split j. */
+#define TREE_V_SPLIT(w, j, i)						\
+	_mm256_cmp_ps(_mm256_loadu_ps((w)->col[j] + (i)), (w)->cut[j],	\
+	    _CMP_GT_OQ)
+#define TREE_V_BLEND(a, c, m) _mm256_blendv_ps(a, c, m)
+/* -m (m all ones or zero) times 2^sh, as 32-bit integers. */
+#define TREE_V_BIT(m, sh) _mm256_slli_epi32(_mm256_castps_si256(m), sh)
+
+/* Walks the first TREE_CAP levels of w's tree for the eight rows from i;
+ * stores their node indices there in at. */
+__attribute__((target("avx2"), always_inline)) static inline void
+tree_v_cap(const struct tree_vwork *w, size_t i, uint32_t *at)
+{
+	__m256 b0, b1, b2;
+	__m256i q;
+
+	b0 = TREE_V_SPLIT(w, 0, i);
+	b1 = TREE_V_BLEND(TREE_V_SPLIT(w, 1, i), TREE_V_SPLIT(w, 2, i), b0);
+	b2 = TREE_V_BLEND(
+	    TREE_V_BLEND(TREE_V_SPLIT(w, 3, i), TREE_V_SPLIT(w, 4, i), b1),
+	    TREE_V_BLEND(TREE_V_SPLIT(w, 5, i), TREE_V_SPLIT(w, 6, i), b1), b0);
+	/* node 7 + (b0 b1 b2 in binary) */
+	q = _mm256_sub_epi32(_mm256_set1_epi32(7), _mm256_add_epi32(
+	    _mm256_add_epi32(TREE_V_BIT(b0, 2), TREE_V_BIT(b1, 1)),
+	    TREE_V_BIT(b2, 0)));
+	_mm256_storeu_si256((__m256i *)(void *)at, q);
+}
+
+/* Takes steps more steps (1 to 5) of the eight walks at[k] of the rows at
+ * x (transposed), in the tree vn. */
+__attribute__((target("avx2"), always_inline)) static inline void
+tree_v_steps(const struct tree_vnode *vn, const float *x, unsigned steps,
+    uint32_t *at)
+{
+	const struct tree_vnode *c;
+	unsigned d, k;
+
+#pragma GCC unroll 5
+	for (d = 0; d < steps; d++) {
+#pragma GCC unroll 8	/* TREE_ROWS */
+		for (k = 0; k < TREE_ROWS; k++) {
+			c = &vn[at[k]];
+			at[k] = 2 * at[k] + 1 + (x[c->off + k] > c->thr);
+		}
+	}
+}
+
+/* Walks complete tree t, at least 3 deep, for the rows of r and adds each
+ * one's leaf to its sums, as tree_complete_rows() does; w is work space. */
 __attribute__((target("avx2"))) static void
 tree_complete_rows_avx2(const struct tree_ensemble *e, size_t t,
-    const struct tree_rows *r, float *thr, uint32_t *off, double *lv)
+    const struct tree_rows *r, struct tree_vwork *w)
 {
 	const struct tree_cnode *cn = e->cnodes + e->coff[t];
 	size_t depth = e->tsteps[t], n = r->n, i, k, d, a;
 	size_t splits = ((size_t)1 << depth) - 1;
 	const uint32_t *leaf = e->cleaf + e->loff[t];
+	const struct tree_vnode *vn = w->node;
 	int sum1 = e->agg == AGG_SUM && e->n_out == 1;
-	const float *col[7];
-	__m256 cut[7], b0, b1, b2;
-	__m256i q;
 	uint32_t at[TREE_ROWS];
+	char *acc;
 
-	/* The tree for this block: each split's feature as the offset of
-	 * its values in the transposed rows; with one sum, each leaf as
-	 * the term it adds (the same product tree_add() computes). */
-	for (k = 0; k < splits; k++) {
-		thr[k] = cn[k].thr;
-		off[k] = cn[k].feature << r->shift;
-	}
+	/* The tree for this block; with one sum, each leaf as the term it
+	 * adds (the same product tree_add() computes). */
+	for (k = 0; k < splits; k++)
+		w->node[k] = (struct tree_vnode){ cn[k].thr,
+		    cn[k].feature << r->shift };
 	for (k = 0; sum1 && k <= splits; k++)
-		lv[k] = e->learning_rate * e->values[leaf[k]];
-	for (k = 0; k < 7; k++) {
-		col[k] = r->xt + off[k];
-		cut[k] = _mm256_set1_ps(thr[k]);
+		w->lv[splits + k] = e->learning_rate * e->values[leaf[k]];
+	for (k = 0; k < ((size_t)1 << TREE_CAP) - 1; k++) {
+		w->col[k] = r->xt + w->node[k].off;
+		w->cut[k] = _mm256_set1_ps(w->node[k].thr);
 	}
 	for (i = 0; i + TREE_ROWS <= n; i += TREE_ROWS) {
-		const float *x = r->xt + i;
-
-#define S(j) TREE_V_SPLIT(col[j], cut[j], i)
-#define B(a, c, m) _mm256_blendv_ps(a, c, m)
-#define P(m, sh) _mm256_slli_epi32(_mm256_castps_si256(m), sh)
-		b0 = S(0);
-		b1 = B(S(1), S(2), b0);
-		b2 = B(B(S(3), S(4), b1), B(S(5), S(6), b1), b0);
-		/* The node's place in level 3: b0 b1 b2 in binary. */
-		q = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_setzero_si256(),
-		    P(b2, 0)), _mm256_add_epi32(P(b1, 1), P(b0, 2)));
-#undef S
-#undef B
-#undef P
-		_mm256_storeu_si256((__m256i *)(void *)at, q);
-		for (d = TREE_CAP; d < depth; d++) {
-#pragma GCC unroll 8	/* TREE_ROWS */
-			for (k = 0; k < TREE_ROWS; k++) {
-				a = ((size_t)1 << d) - 1 + at[k];
-				at[k] = 2 * at[k] + (x[off[a] + k] > thr[a]);
-			}
+		tree_v_cap(w, i, at);
+		/* The levels left: one function per count, unrolled. */
+		switch (depth - TREE_CAP) {
+		case 0: break;
+		case 1: tree_v_steps(vn, r->xt + i, 1, at); break;
+		case 2: tree_v_steps(vn, r->xt + i, 2, at); break;
+		case 3: tree_v_steps(vn, r->xt + i, 3, at); break;
+		case 4: tree_v_steps(vn, r->xt + i, 4, at); break;
+		default: tree_v_steps(vn, r->xt + i, 5, at); break;
 		}
+		acc = (char *)tree_row_acc(r, i);
 		if (sum1) {
 #pragma GCC unroll 8	/* TREE_ROWS */
-			for (k = 0; k < TREE_ROWS; k++)
-				*tree_row_acc(r, i + k) += lv[at[k]];
+			for (k = 0; k < TREE_ROWS; k++) {
+				*(double *)(void *)acc += w->lv[at[k]];
+				acc += r->acc_stride;
+			}
 		} else
 			for (k = 0; k < TREE_ROWS; k++)
 				tree_add(e, tree_row_acc(r, i + k), t,
-				    leaf[at[k]]);
+				    leaf[at[k] - splits]);
 	}
 	for (; i < n; i++) {
 		for (a = 0, d = 0; d < depth; d++)
-			a = 2 * a + 1 + (r->xt[off[a] + i] > thr[a]);
+			a = 2 * a + 1 + (r->xt[vn[a].off + i] > vn[a].thr);
 		tree_add(e, tree_row_acc(r, i), t, leaf[a - splits]);
 	}
 }
@@ -1381,9 +1427,7 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
 	float *xt = (float *)out[0].work;
 	size_t i, t, f;
 #if TREE_AVX2
-	float lthr[((size_t)1 << TREE_SHALLOW) - 1];
-	uint32_t loff[((size_t)1 << TREE_SHALLOW) - 1];
-	double lv[(size_t)1 << TREE_SHALLOW];
+	struct tree_vwork vw;
 #endif
 
 	for (r.shift = 0; ((size_t)1 << r.shift) < n; r.shift++)
@@ -1407,8 +1451,8 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
 	r.n = n;
 	for (t = 0; t < e->n_trees; t++)
 		if (e->cnodes != NULL && TREE_AVX2 && tree_avx2() &&
-		    e->tsteps[t] >= TREE_CAP)
-			tree_complete_rows_avx2(e, t, &r, lthr, loff, lv);
+		    e->tsteps[t] >= 3)
+			tree_complete_rows_avx2(e, t, &r, &vw);
 		else if (e->cnodes != NULL)
 			tree_complete_rows(e, t, &r);
 		else
