@@ -86,6 +86,8 @@ struct tree_cnode {
  * for one tree (model_predict_rows()). */
 #define TREE_GROUP 8
 #define TREE_ROWS 8
+/* Levels of a tree the vector walk decides for eight rows at once. */
+#define TREE_CAP 3
 /* Rows that tree_predict_rows() walks through one tree before the next. */
 #define TREE_BLOCK 4096
 /* Trees at most this deep are walked their full depth, without checking
@@ -126,6 +128,13 @@ struct tree_ensemble {
 	 * under splits that always go left (thr +inf). */
 	struct tree_cnode *cnodes;
 	uint32_t	*cleaf, *coff, *loff;
+	/* Otherwise (deeper trees), the first TREE_CAP levels of each fast
+	 * walk as a complete tree, for the vector walk: tree t's splits at
+	 * tops + t * (2^TREE_CAP - 1) (a leaf pushed down as in cnodes),
+	 * and at texit + t * 2^TREE_CAP the fast-walk node each of its
+	 * 2^TREE_CAP ends leads to (a leaf reached earlier: that leaf). */
+	struct tree_cnode *tops;
+	uint32_t	*texit;
 };
 
 /* Sizes of the arrays, counted before the one allocation. */
@@ -159,6 +168,7 @@ tree_free(void *p)
 	free(e->block);
 	free(e->fnodes);
 	free(e->cnodes);
+	free(e->tops);
 	free(e);
 }
 
@@ -688,6 +698,45 @@ tree_complete_build(struct tree_ensemble *e)
 	}
 }
 
+/* Writes the first TREE_CAP levels under fast-walk node fi, from depth d,
+ * at node ci of the complete tree cn; the fast-walk nodes reached at
+ * depth TREE_CAP into ends. */
+static void
+tree_top_one(const struct tree_ensemble *e, uint32_t fi, size_t ci, size_t d,
+    struct tree_cnode *cn, uint32_t *ends)
+{
+	const struct tree_fnode *f = &e->fnodes[fi];
+	uint32_t left = fi, right = fi;
+
+	if (d == TREE_CAP) {
+		ends[ci - (((size_t)1 << TREE_CAP) - 1)] = fi;
+		return;
+	}
+	if (f->delta == 0)	/* a leaf: pushed down, always left */
+		cn[ci] = (struct tree_cnode){ INFINITY, 0 };
+	else {
+		cn[ci] = (struct tree_cnode){ f->thr, f->feature };
+		left = fi + f->delta;
+		right = left + 1;
+	}
+	tree_top_one(e, left, 2 * ci + 1, d + 1, cn, ends);
+	tree_top_one(e, right, 2 * ci + 2, d + 1, cn, ends);
+}
+
+/* Builds the tops of a built fast walk's trees. */
+static void
+tree_top_build(struct tree_ensemble *e)
+{
+	size_t t, splits = ((size_t)1 << TREE_CAP) - 1;
+
+	e->tops = xcalloc(e->n_trees, splits * sizeof(struct tree_cnode) +
+	    (splits + 1) * sizeof(uint32_t));
+	e->texit = (uint32_t *)(e->tops + e->n_trees * splits);
+	for (t = 0; t < e->n_trees; t++)
+		tree_top_one(e, e->froots[t], 0, 0, e->tops + t * splits,
+		    e->texit + t * (splits + 1));
+}
+
 /* Builds the fast walk of a filled float32 ensemble of n_nodes numeric
  * nodes; leaves it off (fnodes NULL) if a tree does not fit. */
 static void
@@ -736,6 +785,8 @@ tree_fast_build(struct tree_ensemble *e, size_t n_nodes)
 	free(queue);
 	if (e->fnodes != NULL)
 		tree_complete_build(e);
+	if (e->fnodes != NULL && e->cnodes == NULL)
+		tree_top_build(e);
 }
 
 /* ------------------------------------------------------------ loading */
@@ -896,10 +947,11 @@ tree_load(const cJSON *json, struct model *m, struct model_err *err)
 		tree_fast_build(e, sz.nodes);
 	/* Per row: the float32 row; with complete trees, room for twice as
 	 * much (the rows of a block together hold their float32 values
-	 * transposed, for n rows rounded up to a power of two). A regressor
-	 * adds its trees up in out->value. */
-	m->est_scratch = e->cnodes != NULL ? m->n_inputs :
-	    (m->n_inputs + 1) / 2;
+	 * transposed, for n rows rounded up to a power of two); with tops,
+	 * three times (transposed, then one row after another: see
+	 * tree_block()). A regressor adds its trees up in out->value. */
+	m->est_scratch = e->cnodes != NULL ? m->n_inputs : e->tops != NULL ?
+	    m->n_inputs + (m->n_inputs + 1) / 2 : (m->n_inputs + 1) / 2;
 	m->est_predict_rows = tree_predict_rows;
 	return e;
 fail:
@@ -1268,7 +1320,6 @@ tree_complete_rows(const struct tree_ensemble *e, size_t t,
  * flight. Measured on AMD Zen 3 (bench/RESULTS.md): a fourth level of
  * blends, or gathering each row's value on the next levels (a gather
  * costs as much as eight loads there), was no faster. */
-#define TREE_CAP 3
 
 /* A split of the vector walk's copy of a tree: its feature as the offset
  * of the feature's values in the block's transposed rows. */
@@ -1388,6 +1439,49 @@ tree_complete_rows_avx2(const struct tree_ensemble *e, size_t t,
 		tree_add(e, tree_row_acc(r, i), t, leaf[a - splits]);
 	}
 }
+
+/* Walks tree t of a fast walk (deeper trees) for the rows of r, its
+ * first TREE_CAP levels as tree_complete_rows_avx2() does from its top,
+ * the rest as tree_fast_rows() does, and adds each
+ * row's leaf to its sums; w is work space. */
+__attribute__((target("avx2"))) static void
+tree_top_rows_avx2(const struct tree_ensemble *e, size_t t,
+    const struct tree_rows *r, struct tree_vwork *w)
+{
+	size_t splits = ((size_t)1 << TREE_CAP) - 1, n = r->n, i, k;
+	const struct tree_cnode *cn = e->tops + t * splits;
+	const uint32_t *ends = e->texit + t * (splits + 1);
+	const struct tree_fnode *fn = e->fnodes, *nd;
+	size_t sure = e->tsure[t] > TREE_CAP ? e->tsure[t] - TREE_CAP : 0;
+	size_t steps = e->tsteps[t] > TREE_CAP ? e->tsteps[t] - TREE_CAP : 0;
+	unsigned sh = r->shift;
+	const float *row[TREE_ROWS];
+	uint32_t at[TREE_ROWS];
+
+	for (k = 0; k < splits; k++) {
+		w->col[k] = r->xt + ((size_t)cn[k].feature << sh);
+		w->cut[k] = _mm256_set1_ps(cn[k].thr);
+	}
+	for (i = 0; i + TREE_ROWS <= n; i += TREE_ROWS) {
+		tree_v_cap(w, i, at);
+#pragma GCC unroll 8	/* TREE_ROWS */
+		for (k = 0; k < TREE_ROWS; k++) {
+			at[k] = ends[at[k] - splits];
+			row[k] = r->xf + (i + k) * r->xf_stride;
+		}
+		tree_walk_rows(fn, row, at, sure, steps);
+		for (k = 0; k < TREE_ROWS; k++)
+			tree_add(e, tree_row_acc(r, i + k), t, e->fleaf[at[k]]);
+	}
+	for (; i < n; i++) {
+		const float *xf = r->xf + i * r->xf_stride;
+		uint32_t a = e->froots[t];
+
+		while ((nd = &fn[a])->delta != 0)
+			a += nd->delta + (xf[nd->feature] > nd->thr);
+		tree_add(e, tree_row_acc(r, i), t, e->fleaf[a]);
+	}
+}
 #endif
 
 /* Returns 1 if the vector walk may be used: the CPU has AVX2 and
@@ -1424,39 +1518,57 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
     const double *x, size_t stride, size_t n, struct prediction *out)
 {
 	struct tree_rows r;
-	float *xt = (float *)out[0].work;
+	float *xt = (float *)out[0].work, *xf;
 	size_t i, t, f;
+	int vec = tree_avx2();		/* 0 without TREE_AVX2 */
 #if TREE_AVX2
 	struct tree_vwork vw;
 #endif
 
 	for (r.shift = 0; ((size_t)1 << r.shift) < n; r.shift++)
 		continue;
+	/* The rows in float32: each in its work memory; or, in the work
+	 * memory of the rows together, transposed (complete trees), or
+	 * transposed and then one after another (the vector walk of deeper
+	 * trees). */
+	r.xt = xt;
+	xf = xt;
+	r.xf_stride = 2 * m->est_scratch;
+	if (vec && e->tops != NULL) {
+		xf = xt + (m->n_inputs << r.shift);
+		r.xf_stride = m->n_inputs;
+	}
+	r.xf = xf;
 	for (i = 0; i < n; i++) {
 		if (e->cnodes == NULL)
 			tree_f32_row(x + i * stride, m->n_inputs,
-			    (float *)out[i].work);
-		else	/* the work memory of the rows together */
+			    xf + i * r.xf_stride);
+		if (e->cnodes != NULL || (vec && e->tops != NULL))
 			for (f = 0; f < m->n_inputs; f++)
 				xt[(f << r.shift) + i] = (float)x[i * stride +
 				    f];
 		tree_start(e, m, &out[i]);
 	}
-	r.xf = (const float *)out[0].work;
-	r.xt = xt;
-	r.xf_stride = 2 * m->est_scratch;
 	r.acc = (char *)tree_acc(e, m, &out[0]);
 	r.acc_stride = m->task == MODEL_REGRESSION ? sizeof(*out) :
 	    sizeof(double) * (e->agg == AGG_MEAN ? m->n_classes : m->n_scores);
 	r.n = n;
-	for (t = 0; t < e->n_trees; t++)
-		if (e->cnodes != NULL && TREE_AVX2 && tree_avx2() &&
-		    e->tsteps[t] >= 3)
+	for (t = 0; t < e->n_trees; t++) {
+#if TREE_AVX2
+		if (vec && e->cnodes != NULL && e->tsteps[t] >= TREE_CAP) {
 			tree_complete_rows_avx2(e, t, &r, &vw);
-		else if (e->cnodes != NULL)
+			continue;
+		}
+		if (vec && e->cnodes == NULL && e->tops != NULL) {
+			tree_top_rows_avx2(e, t, &r, &vw);
+			continue;
+		}
+#endif
+		if (e->cnodes != NULL)
 			tree_complete_rows(e, t, &r);
 		else
 			tree_fast_rows(e, t, &r);
+	}
 	for (i = 0; i < n; i++) {
 		if (tree_has_nan(x + i * stride, m->n_inputs))
 			tree_predict(e, m, x + i * stride, &out[i]);

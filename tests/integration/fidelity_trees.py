@@ -14,8 +14,9 @@ cannot represent naming the parameter, and a 100-tree forest stays small.
 Each case's --predict answers (lines predicted together in blocks) must
 also be, bit for bit, those of one {"instances"} request predicted one
 instance at a time (the prediction cache on), and those of --predict
---no-simd (the portable walk, where the default is the AVX2 walk of
-complete trees, every tree at most 8 deep: extra cases of depth 4 to 8).
+--no-simd (the portable walk, where the default takes the first levels of
+each tree eight rows at a time with AVX2; for complete trees, every tree
+at most 8 deep, extra cases of depth 4 to 8).
 """
 
 import importlib.util
