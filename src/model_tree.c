@@ -1316,10 +1316,15 @@ tree_complete_rows(const struct tree_ensemble *e, size_t t,
  * splits is compared for the eight rows at once (one load of its
  * feature's eight transposed values; a lane all ones means right), and
  * each row's own split at a level is then chosen by its decisions above
- * (blends). The levels below are walked one row at a time, eight walks in
- * flight. Measured on AMD Zen 3 (bench/RESULTS.md): a fourth level of
+ * (blends). The levels below are walked one row at a time, TREE_VROWS
+ * walks in flight. Measured on AMD Zen 3 (bench/RESULTS.md): a fourth level of
  * blends, or gathering each row's value on the next levels (a gather
  * costs as much as eight loads there), was no faster. */
+
+/* Rows the vector walk of a complete tree takes together: their first
+ * levels eight at a time, the rest as that many walks in flight (32 were
+ * about 20 % faster than 8 on GB-300, bench/RESULTS.md). */
+#define TREE_VROWS 32
 
 /* A split of the vector walk's copy of a tree: its feature as the offset
  * of the feature's values in the block's transposed rows. */
@@ -1365,23 +1370,59 @@ tree_v_cap(const struct tree_vwork *w, size_t i, uint32_t *at)
 	_mm256_storeu_si256((__m256i *)(void *)at, q);
 }
 
-/* Takes steps more steps (1 to 5) of the eight walks at[k] of the rows at
- * x (transposed), in the tree vn. */
+/* Takes steps more steps (1 to 5) of the walks at[0..rows) (rows 8 or
+ * TREE_VROWS) of the rows at x (transposed), in the tree vn. */
 __attribute__((target("avx2"), always_inline)) static inline void
 tree_v_steps(const struct tree_vnode *vn, const float *x, unsigned steps,
-    uint32_t *at)
+    unsigned rows, uint32_t *at)
 {
 	const struct tree_vnode *c;
 	unsigned d, k;
 
 #pragma GCC unroll 5
 	for (d = 0; d < steps; d++) {
-#pragma GCC unroll 8	/* TREE_ROWS */
-		for (k = 0; k < TREE_ROWS; k++) {
+#pragma GCC unroll 32	/* TREE_VROWS */
+		for (k = 0; k < rows; k++) {
 			c = &vn[at[k]];
 			at[k] = 2 * at[k] + 1 + (x[c->off + k] > c->thr);
 		}
 	}
+}
+
+/* Walks complete tree t, at least 3 deep, for the rows (8 or TREE_VROWS)
+ * of r from i and adds each one's leaf to its sums. */
+__attribute__((target("avx2"), always_inline)) static inline void
+tree_v_rows(const struct tree_ensemble *e, size_t t, const struct tree_rows *r,
+    const struct tree_vwork *w, size_t i, unsigned rows)
+{
+	size_t depth = e->tsteps[t], splits = ((size_t)1 << depth) - 1, k;
+	const uint32_t *leaf = e->cleaf + e->loff[t];
+	const float *x = r->xt + i;
+	uint32_t at[TREE_VROWS];
+	char *acc;
+
+	for (k = 0; k < rows; k += TREE_ROWS)
+		tree_v_cap(w, i + k, at + k);
+	/* The levels left: one function per count, unrolled. */
+	switch (depth - TREE_CAP) {
+	case 0: break;
+	case 1: tree_v_steps(w->node, x, 1, rows, at); break;
+	case 2: tree_v_steps(w->node, x, 2, rows, at); break;
+	case 3: tree_v_steps(w->node, x, 3, rows, at); break;
+	case 4: tree_v_steps(w->node, x, 4, rows, at); break;
+	default: tree_v_steps(w->node, x, 5, rows, at); break;
+	}
+	acc = (char *)tree_row_acc(r, i);
+	if (e->agg == AGG_SUM && e->n_out == 1) {
+#pragma GCC unroll 32	/* TREE_VROWS */
+		for (k = 0; k < rows; k++) {
+			*(double *)(void *)acc += w->lv[at[k]];
+			acc += r->acc_stride;
+		}
+	} else
+		for (k = 0; k < rows; k++)
+			tree_add(e, tree_row_acc(r, i + k), t,
+			    leaf[at[k] - splits]);
 }
 
 /* Walks complete tree t, at least 3 deep, for the rows of r and adds each
@@ -1396,8 +1437,6 @@ tree_complete_rows_avx2(const struct tree_ensemble *e, size_t t,
 	const uint32_t *leaf = e->cleaf + e->loff[t];
 	const struct tree_vnode *vn = w->node;
 	int sum1 = e->agg == AGG_SUM && e->n_out == 1;
-	uint32_t at[TREE_ROWS];
-	char *acc;
 
 	/* The tree for this block; with one sum, each leaf as the term it
 	 * adds (the same product tree_add() computes). */
@@ -1410,29 +1449,10 @@ tree_complete_rows_avx2(const struct tree_ensemble *e, size_t t,
 		w->col[k] = r->xt + w->node[k].off;
 		w->cut[k] = _mm256_set1_ps(w->node[k].thr);
 	}
-	for (i = 0; i + TREE_ROWS <= n; i += TREE_ROWS) {
-		tree_v_cap(w, i, at);
-		/* The levels left: one function per count, unrolled. */
-		switch (depth - TREE_CAP) {
-		case 0: break;
-		case 1: tree_v_steps(vn, r->xt + i, 1, at); break;
-		case 2: tree_v_steps(vn, r->xt + i, 2, at); break;
-		case 3: tree_v_steps(vn, r->xt + i, 3, at); break;
-		case 4: tree_v_steps(vn, r->xt + i, 4, at); break;
-		default: tree_v_steps(vn, r->xt + i, 5, at); break;
-		}
-		acc = (char *)tree_row_acc(r, i);
-		if (sum1) {
-#pragma GCC unroll 8	/* TREE_ROWS */
-			for (k = 0; k < TREE_ROWS; k++) {
-				*(double *)(void *)acc += w->lv[at[k]];
-				acc += r->acc_stride;
-			}
-		} else
-			for (k = 0; k < TREE_ROWS; k++)
-				tree_add(e, tree_row_acc(r, i + k), t,
-				    leaf[at[k] - splits]);
-	}
+	for (i = 0; i + TREE_VROWS <= n; i += TREE_VROWS)
+		tree_v_rows(e, t, r, w, i, TREE_VROWS);
+	for (; i + TREE_ROWS <= n; i += TREE_ROWS)
+		tree_v_rows(e, t, r, w, i, TREE_ROWS);
 	for (; i < n; i++) {
 		for (a = 0, d = 0; d < depth; d++)
 			a = 2 * a + 1 + (r->xt[vn[a].off + i] > vn[a].thr);
