@@ -948,10 +948,11 @@ tree_load(const cJSON *json, struct model *m, struct model_err *err)
 	/* Per row: the float32 row; with complete trees, room for twice as
 	 * much (the rows of a block together hold their float32 values
 	 * transposed, for n rows rounded up to a power of two); with tops,
-	 * three times (transposed, then one row after another: see
-	 * tree_block()). A regressor adds its trees up in out->value. */
-	m->est_scratch = e->cnodes != NULL ? m->n_inputs : e->tops != NULL ?
-	    m->n_inputs + (m->n_inputs + 1) / 2 : (m->n_inputs + 1) / 2;
+	 * three times (transposed, then one row after another); a regressor,
+	 * one double more (its sum). See tree_block(). */
+	m->est_scratch = (e->cnodes != NULL ? m->n_inputs : e->tops != NULL ?
+	    m->n_inputs + (m->n_inputs + 1) / 2 : (m->n_inputs + 1) / 2) +
+	    (m->task == MODEL_REGRESSION);
 	m->est_predict_rows = tree_predict_rows;
 	return e;
 fail:
@@ -1538,7 +1539,8 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
     const double *x, size_t stride, size_t n, struct prediction *out)
 {
 	struct tree_rows r;
-	float *xt = (float *)out[0].work, *xf;
+	double *work;
+	float *xt, *xf;
 	size_t i, t, f;
 	int vec = tree_avx2();		/* 0 without TREE_AVX2 */
 #if TREE_AVX2
@@ -1547,18 +1549,28 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
 
 	for (r.shift = 0; ((size_t)1 << r.shift) < n; r.shift++)
 		continue;
-	/* The rows in float32: each in its work memory; or, in the work
-	 * memory of the rows together, transposed (complete trees), or
-	 * transposed and then one after another (the vector walk of deeper
-	 * trees). */
-	r.xt = xt;
-	xf = xt;
-	r.xf_stride = 2 * m->est_scratch;
-	if (vec && e->tops != NULL) {
-		xf = xt + (m->n_inputs << r.shift);
-		r.xf_stride = m->n_inputs;
+	/* The work memory of the rows together holds, one after another: a
+	 * regressor's sums (contiguous, where out[i].value is
+	 * sizeof(*out) apart); the rows in float32 transposed (complete
+	 * trees and the vector walk); the rows in float32 one after another
+	 * (the fast walk). */
+	work = out[0].work;
+	if (m->task == MODEL_REGRESSION) {
+		r.acc = (char *)work;
+		r.acc_stride = sizeof(double);
+		work += n;
+	} else {
+		r.acc = (char *)tree_acc(e, m, &out[0]);
+		r.acc_stride = sizeof(double) * (e->agg == AGG_MEAN ?
+		    m->n_classes : m->n_scores);
 	}
+	xt = (float *)work;
+	xf = xt;
+	if (e->cnodes != NULL || (vec && e->tops != NULL))
+		xf = xt + (m->n_inputs << r.shift);
+	r.xt = xt;
 	r.xf = xf;
+	r.xf_stride = m->n_inputs;
 	for (i = 0; i < n; i++) {
 		if (e->cnodes == NULL)
 			tree_f32_row(x + i * stride, m->n_inputs,
@@ -1568,10 +1580,9 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
 				xt[(f << r.shift) + i] = (float)x[i * stride +
 				    f];
 		tree_start(e, m, &out[i]);
+		if (m->task == MODEL_REGRESSION)
+			*tree_row_acc(&r, i) = out[i].value;
 	}
-	r.acc = (char *)tree_acc(e, m, &out[0]);
-	r.acc_stride = m->task == MODEL_REGRESSION ? sizeof(*out) :
-	    sizeof(double) * (e->agg == AGG_MEAN ? m->n_classes : m->n_scores);
 	r.n = n;
 	for (t = 0; t < e->n_trees; t++) {
 #if TREE_AVX2
@@ -1589,6 +1600,10 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
 		else
 			tree_fast_rows(e, t, &r);
 	}
+	/* All sums out of the work memory before tree_predict() uses a
+	 * row's. */
+	for (i = 0; m->task == MODEL_REGRESSION && i < n; i++)
+		out[i].value = *tree_row_acc(&r, i);
 	for (i = 0; i < n; i++) {
 		if (tree_has_nan(x + i * stride, m->n_inputs))
 			tree_predict(e, m, x + i * stride, &out[i]);
