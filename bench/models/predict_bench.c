@@ -18,7 +18,9 @@
  * Prints "key=value" lines: model=, rows=, then per thread count and batch
  * "threads=T batch=B best=S median=S cpu=S rows_per_s=R": the shortest and
  * the median wall-clock seconds of a run over all rows, and the least CPU
- * seconds its threads took together;
+ * seconds its threads took together. After one untimed run, the
+ * configurations' runs alternate (the first of each, then the second of
+ * each, ...);
  * with --load-only, load_s= and the memory counters (kB) instead. Exit
  * status 1 on any failure, 2 on a usage error. */
 #include "model.h"
@@ -181,37 +183,45 @@ cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Runs repeat times on n_threads threads and prints the line for it.
- * Returns 0, or -1 if a run's outputs differ from ref (which the first
- * run of all fills when *have_ref is 0). */
-static int
-bench_threads(const struct bench *b, size_t n_threads, int repeat,
-    double *ref, int *have_ref, double *out)
-{
-	double secs[MAX_REPEAT], cpu[MAX_REPEAT];
-	size_t bytes = b->n_rows * b->width * sizeof(double);
-	int r;
+/* The times of one configuration's runs (threads and batch size). */
+struct figures {
+	double	secs[MAX_REPEAT], cpu[MAX_REPEAT];
+};
 
-	for (r = 0; r < repeat; r++) {
-		memset(out, 0xff, bytes);
-		secs[r] = run_once(b, n_threads, out, &cpu[r]);
-		if (!*have_ref) {
-			memcpy(ref, out, bytes);
-			*have_ref = 1;
-		} else if (memcmp(ref, out, bytes) != 0) {
-			fprintf(stderr, "predict_bench: %zu threads, batch "
-			    "%zu, run %d: outputs differ from the first run\n",
-			    n_threads, b->batch, r + 1);
-			return -1;
-		}
+/* Runs once on n_threads threads (run r of the configuration), into f.
+ * Returns 0, or -1 if the outputs differ from ref (which the first run of
+ * all fills when *have_ref is 0). */
+static int
+bench_once(const struct bench *b, size_t n_threads, int r, double *ref,
+    int *have_ref, double *out, struct figures *f)
+{
+	size_t bytes = b->n_rows * b->width * sizeof(double);
+
+	memset(out, 0xff, bytes);
+	f->secs[r] = run_once(b, n_threads, out, &f->cpu[r]);
+	if (!*have_ref) {
+		memcpy(ref, out, bytes);
+		*have_ref = 1;
+	} else if (memcmp(ref, out, bytes) != 0) {
+		fprintf(stderr, "predict_bench: %zu threads, batch %zu, run %d: "
+		    "outputs differ from the first run\n", n_threads, b->batch,
+		    r + 1);
+		return -1;
 	}
-	qsort(secs, (size_t)repeat, sizeof(double), cmp_double);
-	qsort(cpu, (size_t)repeat, sizeof(double), cmp_double);
-	printf("threads=%zu batch=%zu best=%.6f median=%.6f cpu=%.6f "
-	    "rows_per_s=%.0f\n", n_threads, b->batch, secs[0],
-	    secs[repeat / 2], cpu[0], (double)b->n_rows / secs[0]);
-	fflush(stdout);
 	return 0;
+}
+
+/* Prints the line of a configuration's repeat runs (sorts f). */
+static void
+bench_print(const struct bench *b, size_t n_threads, int repeat,
+    struct figures *f)
+{
+	qsort(f->secs, (size_t)repeat, sizeof(double), cmp_double);
+	qsort(f->cpu, (size_t)repeat, sizeof(double), cmp_double);
+	printf("threads=%zu batch=%zu best=%.6f median=%.6f cpu=%.6f "
+	    "rows_per_s=%.0f\n", n_threads, b->batch, f->secs[0],
+	    f->secs[repeat / 2], f->cpu[0], (double)b->n_rows / f->secs[0]);
+	fflush(stdout);
 }
 
 /* Reads the rows file: n_cols doubles per row. Returns the rows (and
@@ -347,8 +357,9 @@ main(int argc, char **argv)
 	const char *out_path = NULL;
 	struct model_err err;
 	struct bench b;
+	struct figures *figs;
 	double *ref, *out;
-	int i, repeat = 5, have_ref = 0, rc = 0;
+	int i, r, repeat = 5, have_ref = 0, rc = 0;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--load-only") == 0)
@@ -383,18 +394,32 @@ main(int argc, char **argv)
 	b.width = b.m->task == MODEL_REGRESSION ? 1 : b.m->n_classes + 1;
 	ref = calloc(b.n_rows * b.width, sizeof(double));
 	out = calloc(b.n_rows * b.width, sizeof(double));
-	if (ref == NULL || out == NULL) {
+	figs = calloc(n_batches * n_threads, sizeof(*figs));
+	if (ref == NULL || out == NULL || figs == NULL) {
 		fprintf(stderr, "predict_bench: out of memory\n");
 		return 1;
 	}
 	printf("model=%s rows=%zu inputs=%zu\n", b.m->name, b.n_rows,
 	    b.m->n_inputs);
+	/* One untimed run (it fills ref), then run r of every
+	 * configuration, then run r + 1 of each: a stretch of time when the
+	 * machine is slower falls on all of them. */
+	b.batch = batches[0];
+	rc = bench_once(&b, threads[0], 0, ref, &have_ref, out, &figs[0]);
+	for (r = 0; r < repeat && rc == 0; r++)
+		for (k = 0; k < n_batches && rc == 0; k++)
+			for (t = 0; t < n_threads && rc == 0; t++) {
+				b.batch = batches[k];
+				rc = bench_once(&b, threads[t], r, ref,
+				    &have_ref, out, &figs[k * n_threads + t]);
+			}
 	for (k = 0; k < n_batches && rc == 0; k++)
-		for (t = 0; t < n_threads && rc == 0; t++) {
+		for (t = 0; t < n_threads; t++) {
 			b.batch = batches[k];
-			rc = bench_threads(&b, threads[t], repeat, ref,
-			    &have_ref, out);
+			bench_print(&b, threads[t], repeat,
+			    &figs[k * n_threads + t]);
 		}
+	free(figs);
 	if (rc == 0 && out_path != NULL)
 		rc = write_out(out_path, ref, b.n_rows * b.width);
 	free(ref);

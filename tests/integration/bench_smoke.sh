@@ -2,7 +2,9 @@
 # tests/integration/bench_smoke.sh: `bench/run --smoke` still works. A guard
 # against the benchmark rotting; it asserts no timing, only that the run
 # completes, that every contender was measured without errors or skipped
-# with a reason, and that the results file has its sections.
+# with a reason, and that the results file has its sections. Also that the
+# model benchmark's C side (bench/models/predict_bench.c) still builds
+# against this tree's libmlfcgi.a and runs.
 #
 # Env: MLFCGI_BIN, SRCDIR, BUILDDIR (as for every integration test): the
 # smoke measures that binary and builds nothing. Needs wrk (skips without).
@@ -21,7 +23,7 @@ CONTENDERS="static fcgi-ceiling mlfcgi-iris mlfcgi-iris-audit mlfcgi-iris-audit-
     mlfcgi-rf100 mlfcgi-rf100-audit fastapi-iris-1w fastapi-iris-2w
     fastapi-rf100-1w fastapi-rf100-2w audit-writer"
 
-plan 3
+plan 4
 make_tmp
 OUT=$TEST_TMP/out RES=$TEST_TMP/RESULTS.md
 BENCH_RESULTS=$RES timeout -k 10 150 "$RUN" --smoke >"$OUT" 2>"$TEST_TMP/err" </dev/null
@@ -57,5 +59,29 @@ for n in $CONTENDERS; do
     grep -q "^| $n |" "$RES" 2>/dev/null || missing="$missing [row $n]"
 done
 is "${missing# }" "" "the results file has every section and a row per contender"
+
+# bench/models/run compiles predict_bench.c the same way, then times it;
+# here with the flags the tree was built with (a sanitizer build needs its
+# runtime).
+PB=$TEST_TMP/predict_bench
+# shellcheck disable=SC2046
+set -- $(sed -n 's/^CFLAGS = //p; s/^LDFLAGS = //p' "$BUILDDIR/Makefile" 2>/dev/null)
+python3 -c 'import struct, sys
+sys.stdout.buffer.write(struct.pack("=400d", *[5.1, 3.5, 1.4, 0.2] * 100))' >"$TEST_TMP/rows"
+# shellcheck disable=SC2046
+if cc "$@" -std=c11 -D_GNU_SOURCE -I "$SRCDIR/src" -I "$BUILDDIR" \
+        "$SRCDIR/bench/models/predict_bench.c" "$BUILDDIR/libmlfcgi.a" \
+        $(pkg-config --cflags --libs libcjson sqlite3 fcgi) -lm -pthread -o "$PB" \
+        2>"$TEST_TMP/cc.err"; then
+    "$PB" --threads 1,2 --batch 0,16 --repeat 2 "$SRCDIR/models/iris.json" \
+        "$TEST_TMP/rows" >"$TEST_TMP/pb.out" 2>&1
+    track_log "$TEST_TMP/pb.out"
+    lines=$(grep -Ec '^threads=[12] batch=(0|16) best=[0-9.]+ median=[0-9.]+ cpu=[0-9.]+ rows_per_s=[0-9]+$' \
+        "$TEST_TMP/pb.out")
+    is "$lines" 4 "bench/models/predict_bench builds and times 4 configurations of iris"
+else
+    track_log "$TEST_TMP/cc.err"
+    is "does not compile" "compiles" "bench/models/predict_bench builds and times 4 configurations of iris"
+fi
 
 done_testing
