@@ -1044,7 +1044,11 @@ tree_walk_trees(const struct tree_fnode *fn, const float *x, uint32_t *at,
 		for (k = 0; k < TREE_GROUP; k++)
 			at[k] = tree_step(fn, at[k], x);
 	}
-	for (; step < steps && moved != 0; step++) {
+	/* Two steps at a time, as in tree_walk_rows(). */
+	for (; step < steps && moved != 0; step += 2) {
+#pragma GCC unroll 8	/* TREE_GROUP */
+		for (k = 0; k < TREE_GROUP; k++)
+			at[k] = tree_step(fn, at[k], x);
 		moved = 0;
 #pragma GCC unroll 8	/* TREE_GROUP */
 		for (k = 0; k < TREE_GROUP; k++) {
@@ -1068,7 +1072,12 @@ tree_walk_rows(const struct tree_fnode *fn, const float *const *row,
 		for (k = 0; k < TREE_ROWS; k++)
 			at[k] = tree_step(fn, at[k], row[k]);
 	}
-	for (; step < steps && moved != 0; step++) {
+	/* Two steps at a time, the second asking whether any walk moved:
+	 * a step more on a leaf changes nothing. */
+	for (; step < steps && moved != 0; step += 2) {
+#pragma GCC unroll 8	/* TREE_ROWS */
+		for (k = 0; k < TREE_ROWS; k++)
+			at[k] = tree_step(fn, at[k], row[k]);
 		moved = 0;
 #pragma GCC unroll 8	/* TREE_ROWS */
 		for (k = 0; k < TREE_ROWS; k++) {
@@ -1246,6 +1255,33 @@ tree_row_acc(const struct tree_rows *r, size_t i)
 	return (double *)(void *)(r->acc + i * r->acc_stride);
 }
 
+/* Adds tree t's leaves to the sums of the TREE_ROWS rows from i: leaf[k]
+ * (values' offsets) to row i + k's, as tree_add() does, with a forest's
+ * one or two values a leaf added without a loop. */
+static inline void
+tree_add_rows(const struct tree_ensemble *e, const struct tree_rows *r,
+    size_t t, size_t i, const uint32_t *leaf)
+{
+	char *acc = (char *)tree_row_acc(r, i);
+	const double *v;
+	double *a;
+	size_t k;
+
+	if (e->agg == AGG_MEAN && e->n_out <= 2) {
+#pragma GCC unroll 8	/* TREE_ROWS */
+		for (k = 0; k < TREE_ROWS; k++) {
+			a = (double *)(void *)(acc + k * r->acc_stride);
+			v = e->values + leaf[k];
+			a[0] += v[0];
+			if (e->n_out == 2)
+				a[1] += v[1];
+		}
+		return;
+	}
+	for (k = 0; k < TREE_ROWS; k++)
+		tree_add(e, tree_row_acc(r, i + k), t, leaf[k]);
+}
+
 /* Walks tree t for the rows of r, TREE_ROWS at a time, and adds each
  * one's leaf to its sums. */
 static void
@@ -1262,10 +1298,13 @@ tree_fast_rows(const struct tree_ensemble *e, size_t t,
 			at[k] = e->froots[t];
 		}
 		tree_walk_rows(e->fnodes, row, at, e->tsure[t], e->tsteps[t]);
-		for (k = 0; k < TREE_ROWS && i + k < n; k++)
+		for (k = 0; k < TREE_ROWS; k++)
 			at[k] = e->fleaf[at[k]];
-		for (k = 0; k < TREE_ROWS && i + k < n; k++)
-			tree_add(e, tree_row_acc(r, i + k), t, at[k]);
+		if (i + TREE_ROWS <= n)
+			tree_add_rows(e, r, t, i, at);
+		else
+			for (k = 0; i + k < n; k++)
+				tree_add(e, tree_row_acc(r, i + k), t, at[k]);
 	}
 }
 
@@ -1491,8 +1530,10 @@ tree_top_rows_avx2(const struct tree_ensemble *e, size_t t,
 			row[k] = r->xf + (i + k) * r->xf_stride;
 		}
 		tree_walk_rows(fn, row, at, sure, steps);
+#pragma GCC unroll 8	/* TREE_ROWS */
 		for (k = 0; k < TREE_ROWS; k++)
-			tree_add(e, tree_row_acc(r, i + k), t, e->fleaf[at[k]]);
+			at[k] = e->fleaf[at[k]];
+		tree_add_rows(e, r, t, i, at);
 	}
 	for (; i < n; i++) {
 		const float *xf = r->xf + i * r->xf_stride;
