@@ -373,50 +373,64 @@ metrics_render_histograms(struct buf *b, const char *pid)
 	}
 }
 
+/* Writes one series of this process: its HELP and TYPE lines, then
+ * name{pid} v, or v / 1e6 in seconds if micro (v in microseconds). */
+static void
+metrics_render_one(struct buf *b, const char *name, const char *type,
+    const char *help, const char *pid, uint64_t v, int micro)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	if (micro)
+		buf_printf(b, "%s{%s} %.6f\n", name, pid, (double)v / 1e6);
+	else
+		buf_printf(b, "%s{%s} %llu\n", name, pid,
+		    (unsigned long long)v);
+}
+
 static void
 metrics_render_audit(struct buf *b, struct audit *a, const char *pid)
 {
 	struct audit_stats st;
+	size_t i;
 
 	if (a == NULL)
 		return;
 	audit_get_stats(a, &st);
-	buf_printf(b, "# HELP mlfcgi_audit_queue_depth Audit rows waiting for "
-	    "the writer.\n# TYPE mlfcgi_audit_queue_depth gauge\n"
-	    "mlfcgi_audit_queue_depth{%s} %zu\n", pid, st.depth);
-	buf_printf(b, "# HELP mlfcgi_audit_rows_written_total Audit rows "
-	    "committed.\n# TYPE mlfcgi_audit_rows_written_total counter\n"
-	    "mlfcgi_audit_rows_written_total{%s} %llu\n", pid,
-	    (unsigned long long)st.written);
-	buf_printf(b, "# HELP mlfcgi_audit_rows_dropped_total Audit rows lost "
-	    "(queue full, or given up at exit).\n"
-	    "# TYPE mlfcgi_audit_rows_dropped_total counter\n"
-	    "mlfcgi_audit_rows_dropped_total{%s} %llu\n", pid,
-	    (unsigned long long)st.dropped);
-	buf_printf(b, "# HELP mlfcgi_audit_commit_failures_total Failed audit "
-	    "commits (each retried).\n"
-	    "# TYPE mlfcgi_audit_commit_failures_total counter\n"
-	    "mlfcgi_audit_commit_failures_total{%s} %llu\n", pid,
-	    (unsigned long long)st.failures);
-	buf_printf(b, "# HELP mlfcgi_audit_batch_commit_seconds Duration of "
-	    "the last audit batch commit.\n"
-	    "# TYPE mlfcgi_audit_batch_commit_seconds gauge\n"
-	    "mlfcgi_audit_batch_commit_seconds{%s} %.6f\n", pid,
-	    st.last_commit_us / 1e6);
-	buf_printf(b, "# HELP mlfcgi_audit_commits_total Audit transactions "
-	    "committed.\n# TYPE mlfcgi_audit_commits_total counter\n"
-	    "mlfcgi_audit_commits_total{%s} %llu\n", pid,
-	    (unsigned long long)st.commits);
-	buf_printf(b, "# HELP mlfcgi_audit_reopens_total Audit database "
-	    "reopened (moved, deleted, replaced or read-only).\n"
-	    "# TYPE mlfcgi_audit_reopens_total counter\n"
-	    "mlfcgi_audit_reopens_total{%s} %llu\n", pid,
-	    (unsigned long long)st.reopened);
-	buf_printf(b, "# HELP mlfcgi_audit_backpressure_waits_total Requests "
-	    "that waited for the audit writer to catch up.\n"
-	    "# TYPE mlfcgi_audit_backpressure_waits_total counter\n"
-	    "mlfcgi_audit_backpressure_waits_total{%s} %llu\n", pid,
-	    (unsigned long long)st.waits);
+	{
+		const struct {
+			const char	*name, *type, *help;
+			uint64_t	 v;
+			int		 micro;
+		} s[] = {
+			{ "mlfcgi_audit_queue_depth", "gauge",
+			  "Audit rows waiting for the writer.",
+			  st.depth, 0 },
+			{ "mlfcgi_audit_rows_written_total", "counter",
+			  "Audit rows committed.", st.written, 0 },
+			{ "mlfcgi_audit_rows_dropped_total", "counter",
+			  "Audit rows lost (queue full, or given up at exit).",
+			  st.dropped, 0 },
+			{ "mlfcgi_audit_commit_failures_total", "counter",
+			  "Failed audit commits (each retried).",
+			  st.failures, 0 },
+			{ "mlfcgi_audit_batch_commit_seconds", "gauge",
+			  "Duration of the last audit batch commit.",
+			  st.last_commit_us, 1 },
+			{ "mlfcgi_audit_commits_total", "counter",
+			  "Audit transactions committed.",
+			  st.commits, 0 },
+			{ "mlfcgi_audit_reopens_total", "counter",
+			  "Audit database reopened (moved, deleted, replaced "
+			  "or read-only).", st.reopened, 0 },
+			{ "mlfcgi_audit_backpressure_waits_total", "counter",
+			  "Requests that waited for the audit writer to catch "
+			  "up.", st.waits, 0 },
+		};
+
+		for (i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+			metrics_render_one(b, s[i].name, s[i].type, s[i].help,
+			    pid, s[i].v, s[i].micro);
+	}
 }
 
 void
