@@ -213,19 +213,44 @@ fuzz_check_validation(const struct model *m, int rc, const double *row,
 	buf_free(&b);
 }
 
-/* Sends body as POST path with content_type through route_handle() (the
- * fuzz models' registry) and checks the answer: 200 with a prediction,
- * 422 with a valid detail, or 500 for a non-finite output; always valid
- * JSON. Returns the status. */
+/* Checks what decoding gave (decoded, with in and v): on failure, a valid
+ * 422 detail; on success, schema_validate() against every fuzz model, each
+ * outcome through fuzz_check_validation(). Frees in and v. */
+static FUZZ_UNUSED void
+fuzz_validate_all(int decoded, struct input *in, struct verrs *v)
+{
+	size_t i;
+
+	if (decoded < 0)
+		fuzz_check_validation(fuzz_models[0], -1, NULL, v);
+	for (i = 0; decoded == 0 && i < FUZZ_NMODELS; i++) {
+		const struct model *m = fuzz_models[i];
+		double *row = calloc(m->schema.n, sizeof(double));
+		int rc;
+
+		if (row == NULL)
+			abort();
+		verrs_reset(v);
+		rc = schema_validate(&m->schema, in, NULL, row, v);
+		fuzz_check_validation(m, rc, row, v);
+		free(row);
+	}
+	input_free(in);
+	verrs_free(v);
+}
+
+/* Sends data (size bytes, given NUL-terminated to the router, as the
+ * FastCGI front does) as POST path with content_type through
+ * route_handle() with the fuzz models' registry, no audit log and a batch
+ * limit of 8 (small, so the fuzzer reaches too_long). The answer is left
+ * in fuzz_res; returns its status. */
 static FUZZ_UNUSED int
-fuzz_route_predict(const char *path, const char *content_type,
-    const uint8_t *data, size_t size)
+fuzz_route(const char *path, const char *content_type, const uint8_t *data,
+    size_t size)
 {
 	struct route_env env;
 	struct request req;
 	char *body = malloc(size + 1);
-	cJSON *tree;
-	int status;
 
 	if (body == NULL)
 		abort();
@@ -235,7 +260,7 @@ fuzz_route_predict(const char *path, const char *content_type,
 	env.models = &fuzz_holder;
 	env.audit = NULL;
 	env.max_body = 1 << 20;
-	env.max_batch = 8;	/* small, so the fuzzer reaches too_long */
+	env.max_batch = 8;
 	memset(&req, 0, sizeof(req));
 	req.method = "POST";
 	req.path = path;
@@ -244,7 +269,21 @@ fuzz_route_predict(const char *path, const char *content_type,
 	req.body_len = size;
 	response_reset(&fuzz_res);
 	route_handle(&env, &req, &fuzz_res, &fuzz_scratch);
-	status = fuzz_res.status;
+	free(body);
+	return fuzz_res.status;
+}
+
+/* Sends body as POST path with content_type through route_handle() (the
+ * fuzz models' registry) and checks the answer: 200 with a prediction,
+ * 422 with a valid detail, or 500 for a non-finite output; always valid
+ * JSON. Returns the status. */
+static FUZZ_UNUSED int
+fuzz_route_predict(const char *path, const char *content_type,
+    const uint8_t *data, size_t size)
+{
+	int status = fuzz_route(path, content_type, data, size);
+	cJSON *tree;
+
 	switch (status) {
 	case 200:
 		tree = fuzz_check_json(fuzz_res.body.data, fuzz_res.body.len,
@@ -266,7 +305,6 @@ fuzz_route_predict(const char *path, const char *content_type,
 		fuzz_die("unexpected status for POST /predict",
 		    fuzz_res.body.data);
 	}
-	free(body);
 	return status;
 }
 
@@ -278,31 +316,12 @@ static FUZZ_UNUSED void
 fuzz_route_any(const char *path, const char *content_type,
     const uint8_t *data, size_t size)
 {
-	struct route_env env;
-	struct request req;
-	char *body = malloc(size + 1);
+	int status = fuzz_route(path, content_type, data, size);
 
-	if (body == NULL)
-		abort();
-	memcpy(body, data, size);
-	body[size] = '\0';
-	memset(&env, 0, sizeof(env));
-	env.models = &fuzz_holder;
-	env.max_body = 1 << 20;
-	env.max_batch = 8;
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.path = path;
-	req.content_type = content_type;
-	req.body = body;
-	req.body_len = size;
-	response_reset(&fuzz_res);
-	route_handle(&env, &req, &fuzz_res, &fuzz_scratch);
-	if (fuzz_res.status < 200 || fuzz_res.status > 599)
+	if (status < 200 || status > 599)
 		fuzz_die("a status outside 200-599", path);
 	cJSON_Delete(fuzz_check_json(fuzz_res.body.data, fuzz_res.body.len,
 	    "an answer that is not a JSON object"));
-	free(body);
 }
 
 #endif

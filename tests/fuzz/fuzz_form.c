@@ -26,22 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	input_init(&in);
 	verrs_init(&v);
 	decoded = decode_form((const char *)data, size, &in, &v);
-	if (decoded < 0)
-		fuzz_check_validation(fuzz_models[0], -1, NULL, &v);
-	for (i = 0; decoded == 0 && i < FUZZ_NMODELS; i++) {
-		const struct model *m = fuzz_models[i];
-		double *row = calloc(m->schema.n, sizeof(double));
-		int rc;
-
-		if (row == NULL)
-			abort();
-		verrs_reset(&v);
-		rc = schema_validate(&m->schema, &in, NULL, row, &v);
-		fuzz_check_validation(m, rc, row, &v);
-		free(row);
-	}
-	input_free(&in);
-	verrs_free(&v);
+	fuzz_validate_all(decoded, &in, &v);
 
 	for (i = 0; i < FUZZ_NMODELS; i++)
 		fuzz_route_predict(fuzz_model_paths[i], i == 0 ?

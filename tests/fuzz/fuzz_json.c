@@ -41,22 +41,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    v.first_type == NULL || strcmp(v.first_type, "json_invalid") != 0))
 		fuzz_die("a body with a NUL byte is not json_invalid",
 		    v.first_type);
-	if (decoded < 0)
-		fuzz_check_validation(fuzz_models[0], -1, NULL, &v);
-	for (i = 0; decoded == 0 && i < FUZZ_NMODELS; i++) {
-		const struct model *m = fuzz_models[i];
-		double *row = calloc(m->schema.n, sizeof(double));
-		int rc;
-
-		if (row == NULL)
-			abort();
-		verrs_reset(&v);
-		rc = schema_validate(&m->schema, &in, NULL, row, &v);
-		fuzz_check_validation(m, rc, row, &v);
-		free(row);
-	}
-	input_free(&in);
-	verrs_free(&v);
+	fuzz_validate_all(decoded, &in, &v);
 
 	for (i = 0; i < FUZZ_NMODELS; i++)
 		fuzz_route_predict(fuzz_model_paths[i], i == 0 ?
