@@ -168,6 +168,7 @@ test_open_creates_schema(void **state)
 	    AUDIT_SCHEMA_VERSION);
 	db_text(db, "PRAGMA journal_mode", mode, sizeof(mode));
 	assert_string_equal(mode, "wal");
+	assert_int_equal(db_int(db, "PRAGMA page_size"), 16384);
 	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions"), 0);
 	assert_int_equal(db_int(db, "SELECT count(*) FROM sqlite_master WHERE "
 	    "type = 'index' AND name = 'predictions_ts'"), 1);
@@ -196,6 +197,41 @@ test_open_creates_schema(void **state)
 		audit_close(a);
 		assert_int_equal(count_rows(t->db), 1);
 	}
+}
+
+/* A database made with SQLite's default 4 KiB pages (as by an mlfcgi before
+ * 16 KiB pages) keeps them, and its rows, and takes new ones. */
+static void
+test_open_keeps_page_size(void **state)
+{
+	struct tmp *t = *state;
+	struct audit_row r;
+	struct audit *a;
+	sqlite3 *db;
+	char ok[16];
+
+	db = db_open(t->db);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA page_size=4096; "
+	    "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, audit_schema_sql, NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO predictions (ts, "
+	    "request_id, model, version, input, output, latency_us, pid) "
+	    "VALUES ('2026-01-01T00:00:00.000Z', 'old', 'iris', '1.0.0', '{}', "
+	    "'{}', 1, 1)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	a = open_ok(t->db, 0);
+	row_make(&r, 0, "new");
+	assert_int_equal(audit_enqueue(a, &r), 0);
+	audit_close(a);
+	db = db_open(t->db);
+	assert_int_equal(db_int(db, "PRAGMA page_size"), 4096);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions WHERE "
+	    "request_id IN ('old', 'new')"), 2);
+	db_text(db, "PRAGMA integrity_check", ok, sizeof(ok));
+	assert_string_equal(ok, "ok");
+	sqlite3_close(db);
 }
 
 static void
@@ -664,6 +700,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_creates_schema, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_open_keeps_page_size, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_newer_schema_fails,
 		    setup, teardown),
