@@ -84,7 +84,7 @@ struct tree_cnode {
 /* Walks taken together, each step one node of each, so that several
  * memory loads are in flight: trees for one row (model_predict()), rows
  * for one tree (model_predict_rows()). */
-#define TREE_GROUP 8
+#define TREE_GROUP 16	/* 8 was 20-60 % slower on fully grown forests */
 #define TREE_ROWS 8
 /* The vector walk's walks in flight through a deep tree: two sets of
  * TREE_ROWS rows, so that more loads overlap. Against 8, a regressor's
@@ -1045,17 +1045,17 @@ tree_walk_trees(const struct tree_fnode *fn, const float *x, uint32_t *at,
 	size_t k, step;
 
 	for (step = 0; step < sure; step++) {
-#pragma GCC unroll 8	/* TREE_GROUP */
+#pragma GCC unroll 16	/* TREE_GROUP */
 		for (k = 0; k < TREE_GROUP; k++)
 			at[k] = tree_step(fn, at[k], x);
 	}
 	/* Two steps at a time, as in tree_walk_rows(). */
 	for (; step < steps && moved != 0; step += 2) {
-#pragma GCC unroll 8	/* TREE_GROUP */
+#pragma GCC unroll 16	/* TREE_GROUP */
 		for (k = 0; k < TREE_GROUP; k++)
 			at[k] = tree_step(fn, at[k], x);
 		moved = 0;
-#pragma GCC unroll 8	/* TREE_GROUP */
+#pragma GCC unroll 16	/* TREE_GROUP */
 		for (k = 0; k < TREE_GROUP; k++) {
 			next = tree_step(fn, at[k], x);
 			moved |= next ^ at[k];
