@@ -669,11 +669,10 @@ audit_open(const char *path, size_t capacity, char *err, size_t errlen)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct audit *a;
 	pthread_condattr_t ca;
+	int readonly;
 
 	pthread_once(&once, audit_sqlite_config);
 	a = xcalloc(1, sizeof(*a));
-	int readonly;
-
 	a->capacity = capacity ? capacity : AUDIT_QUEUE_DEFAULT;
 	a->path = xstrdup(path);
 	a->pid = (long)getpid();
