@@ -86,11 +86,22 @@ struct tree_cnode {
  * for one tree (model_predict_rows()). */
 #define TREE_GROUP 16	/* against 8: up to 1.8 x on fully grown forests */
 #define TREE_ROWS 8
-/* The vector walk's walks in flight through a deep tree: two sets of
- * TREE_ROWS rows, so that more loads overlap. Against 8, a regressor's
- * fully grown trees (6,000 nodes, in L2 rather than L1) go about 20 %
- * faster, a classifier's (2,500 nodes) about 10 %; 32 is slower again. */
+/* The walks in flight through a deep tree (model_predict_rows()): two
+ * sets of TREE_ROWS rows, so that more loads overlap. Against 8, a
+ * regressor's fully grown trees (6,000 nodes, in L2 rather than L1) go
+ * about 20 % faster, a classifier's (2,500 nodes) about 10 %; 32 is
+ * slower again. */
 #define TREE_DEEP_WALKS 16
+/* So that a group of walks through a deep tree does not wait for its
+ * deepest one, each group takes TREE_FIRST steps (levels) only; the walks
+ * not yet on their leaf are then gathered, from every group of the
+ * block, into new groups, which take TREE_MORE steps more; those still
+ * not on their leaf, gathered again, go on to their leaves. On RF-100,
+ * whose paths are 13.5 deep on average, a group of 16 waits for a walk
+ * 21 deep; this takes about 13 steps per walk, and 25-30 % less time
+ * (bench/RESULTS.md). */
+#define TREE_FIRST 13
+#define TREE_MORE 4
 /* Levels of a tree the vector walk decides for eight rows at once. */
 #define TREE_CAP 3
 /* Rows that tree_predict_rows() walks through one tree before the next. */
@@ -1288,17 +1299,116 @@ tree_add_rows(const struct tree_ensemble *e, const struct tree_rows *r,
 		tree_add(e, tree_row_acc(r, i + k), t, leaf[k]);
 }
 
-/* Walks tree t for the rows of r, TREE_ROWS at a time, and adds each
- * one's leaf to its sums. */
+/* Work space of the walks through one deep tree for one block of rows
+ * (TREE_FIRST). */
+struct tree_deep {
+	uint32_t	end[TREE_BLOCK];	/* per row: the node its walk is on */
+	uint32_t	pend[TREE_BLOCK];	/* rows whose walk is not on its leaf */
+	size_t		np;			/* rows in pend */
+};
+
+/* Takes the TREE_DEEP_WALKS walks at[k] of the rows i + k of r exactly
+ * steps steps (the first pass of TREE_FIRST); records in d->end where
+ * each got to, and appends to d->pend the rows whose walk is not on its
+ * leaf. */
+static inline void
+tree_deep_first(const struct tree_ensemble *e, const struct tree_rows *r,
+    struct tree_deep *d, size_t i, uint32_t *at, size_t steps)
+{
+	const float *row[TREE_DEEP_WALKS];
+	size_t k, np = d->np;
+
+#pragma GCC unroll 16	/* TREE_DEEP_WALKS */
+	for (k = 0; k < TREE_DEEP_WALKS; k++)
+		row[k] = r->xf + (i + k) * r->xf_stride;
+	tree_walk_rows(e->fnodes, row, at, TREE_DEEP_WALKS, steps, steps);
+#pragma GCC unroll 16	/* TREE_DEEP_WALKS */
+	for (k = 0; k < TREE_DEEP_WALKS; k++) {
+		d->end[i + k] = at[k];
+		d->pend[np] = (uint32_t)(i + k);
+		np += e->fnodes[at[k]].delta != 0;
+	}
+	d->np = np;
+}
+
+/* Takes the walks of the rows d->pend on from d->end (the passes after
+ * the first of TREE_FIRST): TREE_DEEP_WALKS at a time, TREE_MORE steps,
+ * then those not yet on their leaf to their leaves (steps: at most the
+ * steps left). Then adds the leaves of tree t to the sums of the rows
+ * [0, n) of r, n a multiple of TREE_ROWS. */
+static void
+tree_deep_rest(const struct tree_ensemble *e, size_t t,
+    const struct tree_rows *r, struct tree_deep *d, size_t n, size_t steps)
+{
+	const float *row[TREE_DEEP_WALKS];
+	uint32_t at[TREE_DEEP_WALKS], leaf[TREE_ROWS];
+	size_t np = d->np, i, k, left, more;
+	int last;
+
+	for (; np > 0; np = left, steps -= more) {
+		last = steps <= TREE_MORE;
+		more = last ? steps : TREE_MORE;
+		for (left = 0, i = 0; i < np; i += TREE_DEEP_WALKS) {
+			/* The last group filled up with its first walk. */
+#pragma GCC unroll 16	/* TREE_DEEP_WALKS */
+			for (k = 0; k < TREE_DEEP_WALKS; k++) {
+				uint32_t row_i = d->pend[i + k < np ? i + k : i];
+
+				at[k] = d->end[row_i];
+				row[k] = r->xf + row_i * r->xf_stride;
+			}
+			tree_walk_rows(e->fnodes, row, at, TREE_DEEP_WALKS,
+			    last ? 0 : more, more);
+			/* pend[left] was read: left <= i + k. */
+			for (k = 0; k < TREE_DEEP_WALKS && i + k < np; k++) {
+				d->end[d->pend[i + k]] = at[k];
+				d->pend[left] = d->pend[i + k];
+				left += e->fnodes[at[k]].delta != 0;
+			}
+		}
+		if (last)
+			break;
+	}
+	for (i = 0; i < n; i += TREE_ROWS) {
+#pragma GCC unroll 8	/* TREE_ROWS */
+		for (k = 0; k < TREE_ROWS; k++)
+			leaf[k] = e->fleaf[d->end[i + k]];
+		tree_add_rows(e, r, t, i, leaf);
+	}
+}
+
+/* The steps of the first pass through tree t (TREE_FIRST) for walks that
+ * took skip steps before: TREE_FIRST - skip, but at least the steps every
+ * walk needs and at most those any may need. */
+static size_t
+tree_deep_steps(const struct tree_ensemble *e, size_t t, size_t skip)
+{
+	size_t sure = e->tsure[t] > skip ? e->tsure[t] - skip : 0;
+	size_t steps = e->tsteps[t] > skip ? e->tsteps[t] - skip : 0;
+	size_t first = TREE_FIRST > skip ? TREE_FIRST - skip : 0;
+
+	return first < sure ? sure : first > steps ? steps : first;
+}
+
+/* Walks tree t for the rows of r, TREE_DEEP_WALKS at a time in passes
+ * (TREE_FIRST), the rest TREE_ROWS at a time, and adds each one's leaf to
+ * its sums; d is work space. */
 static void
 tree_fast_rows(const struct tree_ensemble *e, size_t t,
-    const struct tree_rows *r)
+    const struct tree_rows *r, struct tree_deep *d)
 {
 	const float *row[TREE_ROWS];
-	uint32_t at[TREE_ROWS];
-	size_t i, k, n = r->n;
+	uint32_t at[TREE_DEEP_WALKS];
+	size_t i, k, n = r->n, first = tree_deep_steps(e, t, 0);
 
-	for (i = 0; i < n; i += TREE_ROWS) {
+	d->np = 0;
+	for (i = 0; i + TREE_DEEP_WALKS <= n; i += TREE_DEEP_WALKS) {
+		for (k = 0; k < TREE_DEEP_WALKS; k++)
+			at[k] = e->froots[t];
+		tree_deep_first(e, r, d, i, at, first);
+	}
+	tree_deep_rest(e, t, r, d, i, e->tsteps[t] - first);
+	for (; i < n; i += TREE_ROWS) {
 		for (k = 0; k < TREE_ROWS; k++) {
 			row[k] = r->xf + (i + k < n ? i + k : i) * r->xf_stride;
 			at[k] = e->froots[t];
@@ -1507,58 +1617,66 @@ tree_complete_rows_avx2(const struct tree_ensemble *e, size_t t,
 	}
 }
 
-/* Walks tree t for the walks rows from i of r (walks a constant:
- * TREE_ROWS or TREE_DEEP_WALKS): its top for each TREE_ROWS of them at
- * once, then on from the top's ends, sure steps and up to steps more; adds
- * the leaves to the rows' sums. */
+/* Walks tree t for the TREE_ROWS rows from i of r: its top for the rows
+ * at once, then on from the top's ends, sure steps and up to steps more;
+ * adds the leaves to the rows' sums. */
 __attribute__((target("avx2"), always_inline)) static inline void
 tree_top_walks(const struct tree_ensemble *e, size_t t,
     const struct tree_rows *r, const struct tree_vwork *w, size_t i,
-    size_t walks, size_t sure, size_t steps)
+    size_t sure, size_t steps)
 {
 	size_t splits = ((size_t)1 << TREE_CAP) - 1, k;
 	const uint32_t *ends = e->texit + t * (splits + 1);
-	const float *row[TREE_DEEP_WALKS];
-	uint32_t at[TREE_DEEP_WALKS];
+	const float *row[TREE_ROWS];
+	uint32_t at[TREE_ROWS];
 
-	for (k = 0; k < walks; k += TREE_ROWS)
-		tree_v_cap(w, i + k, at + k);
-#pragma GCC unroll 16	/* TREE_DEEP_WALKS */
-	for (k = 0; k < walks; k++) {
+	tree_v_cap(w, i, at);
+#pragma GCC unroll 8	/* TREE_ROWS */
+	for (k = 0; k < TREE_ROWS; k++) {
 		at[k] = ends[at[k] - splits];
 		row[k] = r->xf + (i + k) * r->xf_stride;
 	}
-	tree_walk_rows(e->fnodes, row, at, walks, sure, steps);
-#pragma GCC unroll 16	/* TREE_DEEP_WALKS */
-	for (k = 0; k < walks; k++)
+	tree_walk_rows(e->fnodes, row, at, TREE_ROWS, sure, steps);
+#pragma GCC unroll 8	/* TREE_ROWS */
+	for (k = 0; k < TREE_ROWS; k++)
 		at[k] = e->fleaf[at[k]];
-	for (k = 0; k < walks; k += TREE_ROWS)
-		tree_add_rows(e, r, t, i + k, at + k);
+	tree_add_rows(e, r, t, i, at);
 }
 
 /* Walks tree t of a fast walk (deeper trees) for the rows of r, its
  * first TREE_CAP levels as tree_complete_rows_avx2() does from its top,
- * the rest as tree_fast_rows() does, and adds each
- * row's leaf to its sums; w is work space. */
+ * the rest as tree_fast_rows() does, and adds each row's leaf to its
+ * sums; w and d are work space. */
 __attribute__((target("avx2"))) static void
 tree_top_rows_avx2(const struct tree_ensemble *e, size_t t,
-    const struct tree_rows *r, struct tree_vwork *w)
+    const struct tree_rows *r, struct tree_vwork *w, struct tree_deep *d)
 {
 	size_t splits = ((size_t)1 << TREE_CAP) - 1, n = r->n, i, k;
 	const struct tree_cnode *cn = e->tops + t * splits;
+	const uint32_t *ends = e->texit + t * (splits + 1);
 	const struct tree_fnode *fn = e->fnodes, *nd;
 	size_t sure = e->tsure[t] > TREE_CAP ? e->tsure[t] - TREE_CAP : 0;
 	size_t steps = e->tsteps[t] > TREE_CAP ? e->tsteps[t] - TREE_CAP : 0;
+	size_t first = tree_deep_steps(e, t, TREE_CAP);
+	uint32_t at[TREE_DEEP_WALKS];
 	unsigned sh = r->shift;
 
 	for (k = 0; k < splits; k++) {
 		w->col[k] = r->xt + ((size_t)cn[k].feature << sh);
 		w->cut[k] = _mm256_set1_ps(cn[k].thr);
 	}
-	for (i = 0; i + TREE_DEEP_WALKS <= n; i += TREE_DEEP_WALKS)
-		tree_top_walks(e, t, r, w, i, TREE_DEEP_WALKS, sure, steps);
+	d->np = 0;
+	for (i = 0; i + TREE_DEEP_WALKS <= n; i += TREE_DEEP_WALKS) {
+		for (k = 0; k < TREE_DEEP_WALKS; k += TREE_ROWS)
+			tree_v_cap(w, i + k, at + k);
+#pragma GCC unroll 16	/* TREE_DEEP_WALKS */
+		for (k = 0; k < TREE_DEEP_WALKS; k++)
+			at[k] = ends[at[k] - splits];
+		tree_deep_first(e, r, d, i, at, first);
+	}
+	tree_deep_rest(e, t, r, d, i, steps - first);
 	for (; i + TREE_ROWS <= n; i += TREE_ROWS)
-		tree_top_walks(e, t, r, w, i, TREE_ROWS, sure, steps);
+		tree_top_walks(e, t, r, w, i, sure, steps);
 	for (; i < n; i++) {
 		const float *xf = r->xf + i * r->xf_stride;
 		uint32_t a = e->froots[t];
@@ -1611,6 +1729,7 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
 #if TREE_AVX2
 	struct tree_vwork vw;
 #endif
+	struct tree_deep deep;
 
 	for (r.shift = 0; ((size_t)1 << r.shift) < n; r.shift++)
 		continue;
@@ -1656,14 +1775,14 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
 			continue;
 		}
 		if (vec && e->cnodes == NULL && e->tops != NULL) {
-			tree_top_rows_avx2(e, t, &r, &vw);
+			tree_top_rows_avx2(e, t, &r, &vw, &deep);
 			continue;
 		}
 #endif
 		if (e->cnodes != NULL)
 			tree_complete_rows(e, t, &r);
 		else
-			tree_fast_rows(e, t, &r);
+			tree_fast_rows(e, t, &r, &deep);
 	}
 	/* All sums out of the work memory before tree_predict() uses a
 	 * row's. */
