@@ -30,13 +30,16 @@ class Config:
     xgb_trees: int
     big_trees: int     # the XGBoost model whose load time and memory are reported
     mlp_iter: int
-    repeat: int        # timed runs per figure; the best counts
+    repeat: int        # timed runs per figure and round; the best of all counts
+    rounds: int        # rounds, each timing mlfcgi and the library in turn
 
 
 FULL = Config(rows=100_000, train_small=5_000, train_large=20_000, rf_trees=100,
-              gb_trees=300, xgb_trees=500, big_trees=1000, mlp_iter=20, repeat=5)
+              gb_trees=300, xgb_trees=500, big_trees=1000, mlp_iter=20, repeat=3,
+              rounds=3)
 QUICK = Config(rows=10_000, train_small=2_000, train_large=5_000, rf_trees=20,
-               gb_trees=50, xgb_trees=100, big_trees=200, mlp_iter=5, repeat=3)
+               gb_trees=50, xgb_trees=100, big_trees=200, mlp_iter=5, repeat=3,
+               rounds=1)
 
 
 @dataclass
