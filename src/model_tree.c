@@ -102,6 +102,12 @@ struct tree_cnode {
  * (bench/RESULTS.md). */
 #define TREE_FIRST 13
 #define TREE_MORE 4
+/* Trees one row's walks take in passes together (model_predict()). */
+#define TREE_CHUNK 256
+/* One row's walks in passes take TREE_GROUP trees as a group of
+ * TREE_DEEP_WALKS walks, and TREE_CHUNK whole groups. */
+_Static_assert(TREE_GROUP == TREE_DEEP_WALKS &&
+    TREE_CHUNK % TREE_GROUP == 0, "tree_deep_row()'s groups");
 /* Levels of a tree the vector walk decides for eight rows at once. */
 #define TREE_CAP 3
 /* Rows that tree_predict_rows() walks through one tree before the next. */
@@ -1231,29 +1237,6 @@ tree_finish(const struct tree_ensemble *e, const struct model *m,
 	out->class_index = tree_argmax(p, m->n_classes);
 }
 
-static void
-tree_predict(const void *est, const struct model *m, const double *x,
-    struct prediction *out)
-{
-	const struct tree_ensemble *e = est;
-	float *xf = (float *)out->work;
-	double *acc = tree_start(e, m, out);
-	uint32_t leaf[TREE_GROUP];
-	size_t t, k;
-
-	if (e->fnodes == NULL || tree_f32_row(x, m->n_inputs, xf) < 0)
-		for (t = 0; t < e->n_trees; t++)
-			tree_add(e, acc, t, (uint32_t)(tree_leaf(e,
-			    e->roots[t], x) - e->values));
-	else
-		for (t = 0; t < e->n_trees; t += TREE_GROUP) {
-			tree_fast_group(e, t, xf, leaf);
-			for (k = 0; k < TREE_GROUP && t + k < e->n_trees; k++)
-				tree_add(e, acc, t + k, leaf[k]);
-		}
-	tree_finish(e, m, acc, out);
-}
-
 /* Where tree_block() finds a row's float32 row and sums: row i's at
  * xf + i * xf_stride and at acc + i * acc_stride bytes (xt: the block's
  * rows transposed, feature f of row i at xt[(f << shift) + i], 2^shift
@@ -1299,18 +1282,19 @@ tree_add_rows(const struct tree_ensemble *e, const struct tree_rows *r,
 		tree_add(e, tree_row_acc(r, i + k), t, leaf[k]);
 }
 
-/* Work space of the walks through one deep tree for one block of rows
- * (TREE_FIRST). */
+/* Walks through deep trees in passes (TREE_FIRST): the rows of a block
+ * through one tree (walk i: row i, at r->xf + i * r->xf_stride), or one
+ * row through many trees (walk i: tree i, r->xf_stride 0). The caller
+ * provides the arrays, an entry per walk. */
 struct tree_deep {
-	uint32_t	end[TREE_BLOCK];	/* per row: the node its walk is on */
-	uint32_t	pend[TREE_BLOCK];	/* rows whose walk is not on its leaf */
-	size_t		np;			/* rows in pend */
+	uint32_t	*end;		/* per walk: the node it is on */
+	uint32_t	*pend;		/* the walks not yet on their leaf */
+	size_t		 np;		/* walks in pend */
 };
 
-/* Takes the TREE_DEEP_WALKS walks at[k] of the rows i + k of r exactly
- * steps steps (the first pass of TREE_FIRST); records in d->end where
- * each got to, and appends to d->pend the rows whose walk is not on its
- * leaf. */
+/* Takes the TREE_DEEP_WALKS walks i + k, from at[k], exactly steps
+ * steps (the first pass of TREE_FIRST); records in d->end where each got
+ * to, and appends to d->pend those not on their leaf. */
 static inline void
 tree_deep_first(const struct tree_ensemble *e, const struct tree_rows *r,
     struct tree_deep *d, size_t i, uint32_t *at, size_t steps)
@@ -1331,17 +1315,16 @@ tree_deep_first(const struct tree_ensemble *e, const struct tree_rows *r,
 	d->np = np;
 }
 
-/* Takes the walks of the rows d->pend on from d->end (the passes after
- * the first of TREE_FIRST): TREE_DEEP_WALKS at a time, TREE_MORE steps,
- * then those not yet on their leaf to their leaves (steps: at most the
- * steps left). Then adds the leaves of tree t to the sums of the rows
- * [0, n) of r, n a multiple of TREE_ROWS. */
+/* Takes the walks d->pend on from d->end to their leaves (the passes
+ * after the first of TREE_FIRST): TREE_DEEP_WALKS at a time, TREE_MORE
+ * steps, then those not yet on their leaf to their leaves (steps: at most
+ * the steps left). */
 static void
-tree_deep_rest(const struct tree_ensemble *e, size_t t,
-    const struct tree_rows *r, struct tree_deep *d, size_t n, size_t steps)
+tree_deep_finish(const struct tree_ensemble *e, const struct tree_rows *r,
+    struct tree_deep *d, size_t steps)
 {
 	const float *row[TREE_DEEP_WALKS];
-	uint32_t at[TREE_DEEP_WALKS], leaf[TREE_ROWS];
+	uint32_t at[TREE_DEEP_WALKS];
 	size_t np = d->np, i, k, left, more;
 	int last;
 
@@ -1352,10 +1335,10 @@ tree_deep_rest(const struct tree_ensemble *e, size_t t,
 			/* The last group filled up with its first walk. */
 #pragma GCC unroll 16	/* TREE_DEEP_WALKS */
 			for (k = 0; k < TREE_DEEP_WALKS; k++) {
-				uint32_t row_i = d->pend[i + k < np ? i + k : i];
+				uint32_t w = d->pend[i + k < np ? i + k : i];
 
-				at[k] = d->end[row_i];
-				row[k] = r->xf + row_i * r->xf_stride;
+				at[k] = d->end[w];
+				row[k] = r->xf + w * r->xf_stride;
 			}
 			tree_walk_rows(e->fnodes, row, at, TREE_DEEP_WALKS,
 			    last ? 0 : more, more);
@@ -1369,6 +1352,17 @@ tree_deep_rest(const struct tree_ensemble *e, size_t t,
 		if (last)
 			break;
 	}
+}
+
+/* Adds the leaves tree t's walks for the rows [0, n) of r ended on (d, a
+ * walk per row) to the rows' sums; n a multiple of TREE_ROWS. */
+static void
+tree_deep_add(const struct tree_ensemble *e, size_t t,
+    const struct tree_rows *r, const struct tree_deep *d, size_t n)
+{
+	uint32_t leaf[TREE_ROWS];
+	size_t i, k;
+
 	for (i = 0; i < n; i += TREE_ROWS) {
 #pragma GCC unroll 8	/* TREE_ROWS */
 		for (k = 0; k < TREE_ROWS; k++)
@@ -1377,17 +1371,75 @@ tree_deep_rest(const struct tree_ensemble *e, size_t t,
 	}
 }
 
-/* The steps of the first pass through tree t (TREE_FIRST) for walks that
- * took skip steps before: TREE_FIRST - skip, but at least the steps every
- * walk needs and at most those any may need. */
+/* The steps of the first pass (TREE_FIRST) through trees whose leaves
+ * are sure to steps deep, for walks that took skip steps before:
+ * TREE_FIRST - skip, but at least the steps every walk needs and at most
+ * those any may need. */
 static size_t
-tree_deep_steps(const struct tree_ensemble *e, size_t t, size_t skip)
+tree_deep_steps(size_t sure, size_t steps, size_t skip)
 {
-	size_t sure = e->tsure[t] > skip ? e->tsure[t] - skip : 0;
-	size_t steps = e->tsteps[t] > skip ? e->tsteps[t] - skip : 0;
 	size_t first = TREE_FIRST > skip ? TREE_FIRST - skip : 0;
 
+	sure = sure > skip ? sure - skip : 0;
+	steps = steps > skip ? steps - skip : 0;
 	return first < sure ? sure : first > steps ? steps : first;
+}
+
+/* Walks the trees for the float32 row xf in passes (TREE_FIRST), up to
+ * TREE_CHUNK trees at a time, and adds each one's leaf to acc in tree
+ * order. */
+static void
+tree_deep_row(const struct tree_ensemble *e, const float *xf, double *acc)
+{
+	uint32_t end[TREE_CHUNK], pend[TREE_CHUNK], at[TREE_GROUP];
+	struct tree_deep d = { end, pend, 0 };
+	struct tree_rows r = { 0 };
+	size_t c, j, k, g, n, first, steps, rest;
+
+	r.xf = xf;		/* every walk's row: xf_stride 0 */
+	for (c = 0; c < e->n_trees; c += TREE_CHUNK) {
+		n = e->n_trees - c < TREE_CHUNK ? e->n_trees - c : TREE_CHUNK;
+		d.np = 0;
+		for (rest = 0, j = 0; j < n; j += TREE_GROUP) {
+			/* Trees past n_trees walk tree c + j again. */
+			for (k = 0; k < TREE_GROUP; k++)
+				at[k] = e->froots[c + j + (j + k < n ? k : 0)];
+			g = (c + j) / TREE_GROUP;
+			steps = e->gsteps[g];
+			first = tree_deep_steps(e->gsure[g], steps, 0);
+			tree_deep_first(e, &r, &d, j, at, first);
+			if (steps - first > rest)
+				rest = steps - first;
+		}
+		tree_deep_finish(e, &r, &d, rest);
+		for (j = 0; j < n; j++)
+			tree_add(e, acc, c + j, e->fleaf[end[j]]);
+	}
+}
+
+static void
+tree_predict(const void *est, const struct model *m, const double *x,
+    struct prediction *out)
+{
+	const struct tree_ensemble *e = est;
+	float *xf = (float *)out->work;
+	double *acc = tree_start(e, m, out);
+	uint32_t leaf[TREE_GROUP];
+	size_t t, k;
+
+	if (e->fnodes == NULL || tree_f32_row(x, m->n_inputs, xf) < 0)
+		for (t = 0; t < e->n_trees; t++)
+			tree_add(e, acc, t, (uint32_t)(tree_leaf(e,
+			    e->roots[t], x) - e->values));
+	else if (e->cnodes == NULL)	/* a tree deeper than TREE_SHALLOW */
+		tree_deep_row(e, xf, acc);
+	else
+		for (t = 0; t < e->n_trees; t += TREE_GROUP) {
+			tree_fast_group(e, t, xf, leaf);
+			for (k = 0; k < TREE_GROUP && t + k < e->n_trees; k++)
+				tree_add(e, acc, t + k, leaf[k]);
+		}
+	tree_finish(e, m, acc, out);
 }
 
 /* Walks tree t for the rows of r, TREE_DEEP_WALKS at a time in passes
@@ -1399,7 +1451,8 @@ tree_fast_rows(const struct tree_ensemble *e, size_t t,
 {
 	const float *row[TREE_ROWS];
 	uint32_t at[TREE_DEEP_WALKS];
-	size_t i, k, n = r->n, first = tree_deep_steps(e, t, 0);
+	size_t i, k, n = r->n;
+	size_t first = tree_deep_steps(e->tsure[t], e->tsteps[t], 0);
 
 	d->np = 0;
 	for (i = 0; i + TREE_DEEP_WALKS <= n; i += TREE_DEEP_WALKS) {
@@ -1407,7 +1460,8 @@ tree_fast_rows(const struct tree_ensemble *e, size_t t,
 			at[k] = e->froots[t];
 		tree_deep_first(e, r, d, i, at, first);
 	}
-	tree_deep_rest(e, t, r, d, i, e->tsteps[t] - first);
+	tree_deep_finish(e, r, d, e->tsteps[t] - first);
+	tree_deep_add(e, t, r, d, i);
 	for (; i < n; i += TREE_ROWS) {
 		for (k = 0; k < TREE_ROWS; k++) {
 			row[k] = r->xf + (i + k < n ? i + k : i) * r->xf_stride;
@@ -1657,7 +1711,7 @@ tree_top_rows_avx2(const struct tree_ensemble *e, size_t t,
 	const struct tree_fnode *fn = e->fnodes, *nd;
 	size_t sure = e->tsure[t] > TREE_CAP ? e->tsure[t] - TREE_CAP : 0;
 	size_t steps = e->tsteps[t] > TREE_CAP ? e->tsteps[t] - TREE_CAP : 0;
-	size_t first = tree_deep_steps(e, t, TREE_CAP);
+	size_t first = tree_deep_steps(e->tsure[t], e->tsteps[t], TREE_CAP);
 	uint32_t at[TREE_DEEP_WALKS];
 	unsigned sh = r->shift;
 
@@ -1674,7 +1728,8 @@ tree_top_rows_avx2(const struct tree_ensemble *e, size_t t,
 			at[k] = ends[at[k] - splits];
 		tree_deep_first(e, r, d, i, at, first);
 	}
-	tree_deep_rest(e, t, r, d, i, steps - first);
+	tree_deep_finish(e, r, d, steps - first);
+	tree_deep_add(e, t, r, d, i);
 	for (; i + TREE_ROWS <= n; i += TREE_ROWS)
 		tree_top_walks(e, t, r, w, i, sure, steps);
 	for (; i < n; i++) {
@@ -1729,7 +1784,8 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
 #if TREE_AVX2
 	struct tree_vwork vw;
 #endif
-	struct tree_deep deep;
+	uint32_t end[TREE_BLOCK], pend[TREE_BLOCK];
+	struct tree_deep deep = { end, pend, 0 };
 
 	for (r.shift = 0; ((size_t)1 << r.shift) < n; r.shift++)
 		continue;
