@@ -98,8 +98,9 @@ struct tree_cnode {
  * block, into new groups, which take TREE_MORE steps more; those still
  * not on their leaf, gathered again, go on to their leaves. On RF-100,
  * whose paths are 13.5 deep on average, a group of 16 waits for a walk
- * 21 deep; this takes about 13 steps per walk, and 25-30 % less time
- * (bench/RESULTS.md). */
+ * 21 deep; this takes about 13 steps per walk, and predicts 20-30 % more
+ * rows per second (bench/RESULTS.md). One row's walks through many trees
+ * go the same way (tree_deep_row()). */
 #define TREE_FIRST 13
 #define TREE_MORE 4
 /* Trees one row's walks take in passes together (model_predict()). */
