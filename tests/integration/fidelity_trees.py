@@ -16,7 +16,8 @@ also be, bit for bit, those of one {"instances"} request predicted one
 instance at a time (the prediction cache on), and those of --predict
 --no-simd (the portable walk, where the default takes the first levels of
 each tree eight rows at a time with AVX2; for complete trees, every tree
-at most 8 deep, extra cases of depth 4 to 8).
+at most 8 deep, extra cases of depth 4 to 8; for fully grown trees, walked
+in passes, a 300-tree forest, more trees than one row's walks take at once).
 """
 
 import importlib.util
@@ -319,6 +320,10 @@ def cases():
          plain_case("iris", lambda: tree.ExtraTreeClassifier(random_state=0))),
         ("diabetes ExtraTreeRegressor",
          plain_case("diabetes", lambda: tree.ExtraTreeRegressor(random_state=0))),
+        # Fully grown trees are walked in passes (deep walks gathered between
+        # them); one row's walks take up to 256 trees at a time: two chunks.
+        ("diabetes RandomForestRegressor(300 trees)",
+         plain_case("diabetes", lambda: ensemble.RandomForestRegressor(300, random_state=0))),
         ("wine Pipeline(StandardScaler, RandomForestClassifier)",
          plain_case("wine", lambda: make_pipeline(
              StandardScaler(), ensemble.RandomForestClassifier(N_TREES, random_state=0)))),
