@@ -8,12 +8,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, is_number)
+    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, guarded, is_number, skip_all)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -338,20 +337,6 @@ def check_iris_committed_served(tap):
 
 
 # ---------------------------------------------------------------- main
-
-def skip_all(reason):
-    """Skip the whole test (TAP plan 1..0)."""
-    print(f"1..0 # SKIP {reason}")
-    return 0
-
-
-def guarded(tap, description, fn, *args):
-    """Run one test function; an exception is a failure with its traceback as diagnostics."""
-    try:
-        fn(*args)
-    except Exception:  # a crash in one case must not hide the others
-        tap.result(False, f"{description}: error", [traceback.format_exc()])
-
 
 def main():
     """Run every case and the committed-model checks; exit 1 if any failed."""

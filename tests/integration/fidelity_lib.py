@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """fidelity_lib: what the fidelity tiers (tests/integration/fidelity*.py)
 share: where mlfcgi and the sources are, the environment a CGI run of
-mlfcgi keeps, TAP output with a fixed plan, and the check that --predict
+mlfcgi keeps, TAP output with a fixed plan (and a case that raises as a
+failing test, not a crash), and the check that --predict
 (lines predicted together in blocks) answers each row exactly as a request
 would (rows predicted one at a time, with the prediction cache on)."""
 
@@ -9,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 SRCDIR = Path(os.environ.get("SRCDIR") or Path(__file__).resolve().parents[2])
@@ -42,6 +44,25 @@ class Tap:
         """Print a skipped test."""
         self.number += 1
         print(f"ok {self.number} - {description} # SKIP {reason}", flush=True)
+
+
+def skip_all(reason):
+    """Skip the whole test (TAP plan 1..0); returns the exit status, 0."""
+    print(f"1..0 # SKIP {reason}")
+    return 0
+
+
+def guarded(tap, description, fn, *args):
+    """Run one test function; an exception is a failure with its traceback as diagnostics."""
+    try:
+        fn(*args)
+    except Exception:  # a crash in one case must not hide the others
+        tap.result(False, f"{description}: error", [traceback.format_exc()])
+
+
+def plain(x):
+    """A numpy scalar as the Python value JSON gives back (anything else as it is)."""
+    return x.item() if hasattr(x, "item") else x
 
 
 def is_number(x):

@@ -18,13 +18,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import traceback
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, is_number, one_by_one, same_as_one_by_one)
+    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, guarded, is_number, one_by_one, plain,
+    same_as_one_by_one)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -69,11 +69,6 @@ class Comparison:
         parts = [f"{kind} {rel:.2g} (abs {ab:.2g})" for kind, (rel, ab) in
                  sorted(self.max_err.items())]
         return "max rel err " + ", ".join(parts) if parts else "no numbers compared"
-
-
-def plain(x):
-    """A numpy scalar as the Python value JSON gives back."""
-    return x.item() if hasattr(x, "item") else x
 
 
 def expected_outputs(est, X):
@@ -535,14 +530,6 @@ def check_broken_models(tap, tmpdir):
 
 
 # ---------------------------------------------------------------- main
-
-def guarded(tap, description, fn, *args):
-    """Run one test function; an exception is a failure with its traceback as diagnostics."""
-    try:
-        fn(*args)
-    except Exception:  # a crash in one case must not hide the others
-        tap.result(False, f"{description}: error", [traceback.format_exc()])
-
 
 def main():
     """Run every case; exit 1 if any failed."""

@@ -18,13 +18,12 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import traceback
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap)
+    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, guarded, plain, skip_all)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -173,11 +172,6 @@ class Comparison:
     def equal(self, row, what, expected, got):
         if type(expected) is not type(got) or expected != got:
             self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-
-
-def plain(x):
-    """numpy scalar -> Python scalar."""
-    return x.item() if hasattr(x, "item") else x
 
 
 def compare(out, model, estimator, X):
@@ -646,19 +640,6 @@ def check_audit(tap, tmpdir):
 
 
 # ---------------------------------------------------------------- main
-
-def skip_all(reason):
-    print(f"1..0 # SKIP {reason}")
-    return 0
-
-
-def guarded(tap, description, fn, *args):
-    """Run one test function; an exception is a failure with its traceback."""
-    try:
-        fn(*args)
-    except Exception:  # a crash in one case must not hide the others
-        tap.result(False, f"{description}: error", [traceback.format_exc()])
-
 
 def main():
     if not MLFCGI_BIN:

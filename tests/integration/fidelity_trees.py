@@ -26,13 +26,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import traceback
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, SRCDIR, Tap, is_number, one_by_one, same_as_one_by_one)
+    MLFCGI_BIN, SRCDIR, Tap, guarded, is_number, one_by_one, plain, same_as_one_by_one)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 # HistGradientBoosting's OpenMP threads spin; on a busy machine (make -j2 check)
@@ -179,11 +178,6 @@ class Comparison:
         """Compare exactly, JSON type included (1 is not 1.0 or "1")."""
         if type(expected) is not type(got) or expected != got:
             self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-
-
-def plain(x):
-    """A numpy scalar label as the Python value json.loads would give."""
-    return x.item() if hasattr(x, "item") else x
 
 
 def compare(est, model, X, lines):
@@ -476,14 +470,6 @@ def check_forest_size(tap, tmpdir):
 
 
 # ---------------------------------------------------------------- main
-
-def guarded(tap, description, fn, *args):
-    """Run one test function; an exception is a failure with its traceback as diagnostics."""
-    try:
-        fn(*args)
-    except Exception:  # a crash in one case must not hide the others
-        tap.result(False, f"{description}: error", [traceback.format_exc()])
-
 
 def main():
     """Run every case; exit 1 if any failed."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, SRCDIR, Tap)
+    MLFCGI_BIN, SRCDIR, Tap, skip_all)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -403,12 +403,6 @@ def check_refused_exports(tap, tmpdir):
 
 
 # ---------------------------------------------------------------- main
-
-def skip_all(reason):
-    """Skip the whole test (TAP plan 1..0)."""
-    print(f"1..0 # SKIP {reason}")
-    return 0
-
 
 def main():
     """Run every case; exit 1 if any failed."""
