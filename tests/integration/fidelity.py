@@ -2,7 +2,6 @@
 """fidelity: TAP test that mlfcgi in CGI mode predicts what scikit-learn predicts, to 1e-9."""
 
 import difflib
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, guarded, is_number, skip_all)
+    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, guarded, is_number, unready)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -340,14 +339,9 @@ def check_iris_committed_served(tap):
 
 def main():
     """Run every case and the committed-model checks; exit 1 if any failed."""
-    if not MLFCGI_BIN:
-        return skip_all("MLFCGI_BIN is not set")
-    if not os.access(MLFCGI_BIN, os.X_OK) or os.path.isdir(MLFCGI_BIN):
-        print(f"Bail out! MLFCGI_BIN={MLFCGI_BIN} is not an executable file")
-        return 1
-    if importlib.util.find_spec("sklearn") is None:
-        return skip_all("scikit-learn is not installed (Debian package python3-sklearn)")
-    sys.path.insert(0, str(SRCDIR / "tools"))
+    status = unready()
+    if status is not None:
+        return status
     all_cases = cases()
     tap = Tap(len(all_cases) + 2)
     with tempfile.TemporaryDirectory(prefix="mlfcgi-fidelity-") as tmpdir:

@@ -6,6 +6,7 @@ failing test, not a crash), and the check that --predict
 (lines predicted together in blocks) answers each row exactly as a request
 would (rows predicted one at a time, with the prediction cache on)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -50,6 +51,23 @@ def skip_all(reason):
     """Skip the whole test (TAP plan 1..0); returns the exit status, 0."""
     print(f"1..0 # SKIP {reason}")
     return 0
+
+
+def unready(modules=(("sklearn", "python3-sklearn"),)):
+    """Check what a tier needs before its plan: MLFCGI_BIN an executable, the Python modules
+    (module, Debian package) installed. Returns None when all is there (and puts SRCDIR/tools,
+    the exporter's folder, on sys.path); else prints the TAP skip or bail-out line and returns
+    the exit status."""
+    if not MLFCGI_BIN:
+        return skip_all("MLFCGI_BIN is not set")
+    if not os.access(MLFCGI_BIN, os.X_OK) or os.path.isdir(MLFCGI_BIN):
+        print(f"Bail out! MLFCGI_BIN={MLFCGI_BIN} is not an executable file")
+        return 1
+    for module, package in modules:
+        if importlib.util.find_spec(module) is None:
+            return skip_all(f"{module} is not installed (Debian package {package})")
+    sys.path.insert(0, str(SRCDIR / "tools"))
+    return None
 
 
 def guarded(tap, description, fn, *args):

@@ -12,7 +12,6 @@ batch path: MLPs) must also be, bit for bit, those of one {"instances"} request
 predicted one instance at a time (the prediction cache on).
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, guarded, is_number, one_by_one, plain,
-    same_as_one_by_one)
+    MLFCGI_BIN, PASSTHROUGH_ENV, Tap, guarded, is_number, one_by_one, plain, same_as_one_by_one,
+    unready)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -533,16 +532,9 @@ def check_broken_models(tap, tmpdir):
 
 def main():
     """Run every case; exit 1 if any failed."""
-    if not MLFCGI_BIN:
-        print("1..0 # SKIP MLFCGI_BIN is not set")
-        return 0
-    if not os.access(MLFCGI_BIN, os.X_OK) or os.path.isdir(MLFCGI_BIN):
-        print(f"Bail out! MLFCGI_BIN={MLFCGI_BIN} is not an executable file")
-        return 1
-    if importlib.util.find_spec("sklearn") is None:
-        print("1..0 # SKIP scikit-learn is not installed (Debian package python3-sklearn)")
-        return 0
-    sys.path.insert(0, str(SRCDIR / "tools"))
+    status = unready()
+    if status is not None:
+        return status
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     all_cases = cases()
     tap = Tap(len(all_cases) + 2)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, guarded, plain, skip_all)
+    MLFCGI_BIN, PASSTHROUGH_ENV, Tap, guarded, plain, unready)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -642,14 +642,9 @@ def check_audit(tap, tmpdir):
 # ---------------------------------------------------------------- main
 
 def main():
-    if not MLFCGI_BIN:
-        return skip_all("MLFCGI_BIN is not set")
-    if not os.access(MLFCGI_BIN, os.X_OK) or os.path.isdir(MLFCGI_BIN):
-        print(f"Bail out! MLFCGI_BIN={MLFCGI_BIN} is not an executable file")
-        return 1
-    if importlib.util.find_spec("sklearn") is None:
-        return skip_all("scikit-learn is not installed (Debian package python3-sklearn)")
-    sys.path.insert(0, str(SRCDIR / "tools"))
+    status = unready()
+    if status is not None:
+        return status
     cases = all_cases()
     tap = Tap(len(cases) + 3)
     with tempfile.TemporaryDirectory(prefix="mlfcgi-fidelity-prep-") as tmpdir:

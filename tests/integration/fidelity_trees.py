@@ -20,7 +20,6 @@ at most 8 deep, extra cases of depth 4 to 8; for fully grown trees, walked
 in passes, a 300-tree forest, more trees than one row's walks take at once).
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, SRCDIR, Tap, guarded, is_number, one_by_one, plain, same_as_one_by_one)
+    MLFCGI_BIN, Tap, guarded, is_number, one_by_one, plain, same_as_one_by_one, unready)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 # HistGradientBoosting's OpenMP threads spin; on a busy machine (make -j2 check)
@@ -473,16 +472,9 @@ def check_forest_size(tap, tmpdir):
 
 def main():
     """Run every case; exit 1 if any failed."""
-    if not MLFCGI_BIN:
-        print("1..0 # SKIP MLFCGI_BIN is not set")
-        return 0
-    if not os.access(MLFCGI_BIN, os.X_OK) or os.path.isdir(MLFCGI_BIN):
-        print(f"Bail out! MLFCGI_BIN={MLFCGI_BIN} is not an executable file")
-        return 1
-    if importlib.util.find_spec("sklearn") is None:
-        print("1..0 # SKIP scikit-learn is not installed (Debian package python3-sklearn)")
-        return 0
-    sys.path.insert(0, str(SRCDIR / "tools"))
+    status = unready()
+    if status is not None:
+        return status
     warnings.simplefilter("ignore", FutureWarning)
     all_cases = cases()
     tap = Tap(len(all_cases) + 3)

@@ -6,7 +6,6 @@ Two routes: XGBoost's own JSON model file (Booster.save_model) given to
 Every data set has about 12% of its values missing (NaN, sent as null).
 """
 
-import importlib.util
 import json
 import math
 import os
@@ -18,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, SRCDIR, Tap, skip_all)
+    MLFCGI_BIN, SRCDIR, Tap, unready)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -406,15 +405,9 @@ def check_refused_exports(tap, tmpdir):
 
 def main():
     """Run every case; exit 1 if any failed."""
-    if not MLFCGI_BIN:
-        return skip_all("MLFCGI_BIN is not set")
-    if not os.access(MLFCGI_BIN, os.X_OK) or os.path.isdir(MLFCGI_BIN):
-        print(f"Bail out! MLFCGI_BIN={MLFCGI_BIN} is not an executable file")
-        return 1
-    for module, package in (("sklearn", "python3-sklearn"), ("xgboost", "python3-xgboost")):
-        if importlib.util.find_spec(module) is None:
-            return skip_all(f"{module} is not installed (Debian package {package})")
-    sys.path.insert(0, str(SRCDIR / "tools"))
+    status = unready((("sklearn", "python3-sklearn"), ("xgboost", "python3-xgboost")))
+    if status is not None:
+        return status
     cases = booster_cases() + export_cases() + refusal_cases()
     tap = Tap(len(cases))
     with tempfile.TemporaryDirectory(prefix="mlfcgi-xgboost-") as tmpdir:
