@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, guarded, is_number, unready)
+    Comparison, MLFCGI_BIN, PASSTHROUGH_ENV, SRCDIR, Tap, guarded, unready)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -81,47 +81,6 @@ def predict(model_path, request):
 
 # ---------------------------------------------------------------- comparing
 
-def close(expected, got):
-    """Relative tolerance REL_TOL with an absolute floor of ABS_TOL."""
-    return abs(expected - got) <= max(REL_TOL * max(abs(expected), abs(got)), ABS_TOL)
-
-
-def rel_error(expected, got):
-    """Return |expected - got| relative to the larger magnitude (0 when both are 0)."""
-    scale = max(abs(expected), abs(got))
-    return abs(expected - got) / scale if scale else 0.0
-
-
-def same_label(expected, got):
-    """Exact class equality, including the JSON type (1 is not "1", 1.0 or true)."""
-    return type(expected) is type(got) and expected == got
-
-
-class Comparison:
-    """Collects mismatches and the largest relative error seen."""
-
-    def __init__(self):
-        self.problems = []
-        self.max_rel = 0.0
-        self.max_abs = 0.0
-
-    def number(self, row, what, expected, got):
-        """Compare a float field."""
-        if not is_number(got):
-            self.problems.append(f"row {row} {what}: expected number {expected!r}, got {got!r}")
-            return
-        self.max_rel = max(self.max_rel, rel_error(expected, got))
-        self.max_abs = max(self.max_abs, abs(expected - got))
-        if not close(expected, got):
-            self.problems.append(f"row {row} {what}: scikit-learn {expected!r}, mlfcgi {got!r} "
-                                 f"(rel err {rel_error(expected, got):.3g})")
-
-    def equal(self, row, what, expected, got):
-        """Compare a field exactly."""
-        if not same_label(expected, got):
-            self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-
-
 def check_envelope(cmp, row, model, status, headers, body):
     """Check status, content type and the model/version/request_id fields; False if unusable."""
     if status != 200 or not isinstance(body, dict):
@@ -169,7 +128,7 @@ def request_for(model, x, row):
 
 def compare_served(model_path, model, estimator, X):
     """Serve every row of X through mlfcgi and compare with the estimator; return Comparison."""
-    cmp = Comparison()
+    cmp = Comparison(REL_TOL, ABS_TOL)
     classification = model["task"] == "classification"
     labels = estimator.predict(X)
     proba = estimator.predict_proba(X) if classification else None

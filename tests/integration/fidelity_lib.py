@@ -2,7 +2,8 @@
 """fidelity_lib: what the fidelity tiers (tests/integration/fidelity*.py)
 share: where mlfcgi and the sources are, the environment a CGI run of
 mlfcgi keeps, TAP output with a fixed plan (and a case that raises as a
-failing test, not a crash), and the check that --predict
+failing test, not a crash), the comparison of mlfcgi's answers with a
+library's, and the check that --predict
 (lines predicted together in blocks) answers each row exactly as a request
 would (rows predicted one at a time, with the prediction cache on)."""
 
@@ -86,6 +87,55 @@ def plain(x):
 def is_number(x):
     """JSON number (not a bool)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+class Comparison:
+    """Collects mismatches with a library's answers: a float within rel_tol relative (an
+    absolute floor of abs_tol), anything else exactly, JSON type included (1 is not "1", 1.0
+    or true). Keeps the largest errors per kind of output and counts the floats that were
+    bit-identical."""
+
+    def __init__(self, rel_tol, abs_tol, library="scikit-learn"):
+        self.rel_tol, self.abs_tol, self.library = rel_tol, abs_tol, library
+        self.problems = []
+        self.max_err = {}  # kind of output -> (largest relative, largest absolute error)
+        self.numbers = self.identical = 0
+
+    @property
+    def max_rel(self):
+        return max((rel for rel, _ in self.max_err.values()), default=0.0)
+
+    @property
+    def max_abs(self):
+        return max((ab for _, ab in self.max_err.values()), default=0.0)
+
+    def number(self, row, what, expected, got, kind=""):
+        """Compare one float field (of kind: proba, decision, value; as the summary names it)."""
+        expected = float(expected)
+        if not is_number(got):
+            self.problems.append(f"row {row} {what}: expected number {expected!r}, got {got!r}")
+            return
+        diff = abs(expected - got)
+        scale = max(abs(expected), abs(got))
+        rel = diff / scale if scale else 0.0
+        self.numbers += 1
+        self.identical += diff == 0
+        old_rel, old_abs = self.max_err.get(kind, (0.0, 0.0))
+        self.max_err[kind] = (max(old_rel, rel), max(old_abs, diff))
+        if diff > max(self.rel_tol * scale, self.abs_tol):
+            self.problems.append(f"row {row} {what}: {self.library} {expected!r}, mlfcgi "
+                                 f"{got!r} (rel err {rel:.3g})")
+
+    def equal(self, row, what, expected, got):
+        """Compare exactly, JSON type included."""
+        if type(expected) is not type(got) or expected != got:
+            self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
+
+    def summary(self):
+        """Return "max rel err decision 0 (abs 0), proba 1e-16 (abs 1e-17)" for the kinds seen."""
+        parts = [f"{kind} {rel:.2g} (abs {ab:.2g})" for kind, (rel, ab) in
+                 sorted(self.max_err.items())]
+        return "max rel err " + ", ".join(parts) if parts else "no numbers compared"
 
 
 def one_by_one(model_path, rows):

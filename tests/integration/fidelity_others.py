@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, PASSTHROUGH_ENV, Tap, guarded, is_number, one_by_one, plain, same_as_one_by_one,
+    Comparison, MLFCGI_BIN, PASSTHROUGH_ENV, Tap, guarded, one_by_one, plain, same_as_one_by_one,
     unready)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
@@ -38,38 +38,6 @@ TIMEOUT = 60
 
 # ---------------------------------------------------------------- comparing
 
-class Comparison:
-    """Mismatches, and the largest relative / absolute error seen per output kind."""
-
-    def __init__(self):
-        self.problems = []
-        self.max_err = {}
-
-    def number(self, row, kind, what, expected, got):
-        """Compare one float of output kind (proba, decision, value)."""
-        if not is_number(got):
-            self.problems.append(f"row {row} {what}: expected number {expected!r}, got {got!r}")
-            return
-        diff = abs(expected - got)
-        scale = max(abs(expected), abs(got))
-        rel, ab = self.max_err.get(kind, (0.0, 0.0))
-        self.max_err[kind] = (max(rel, diff / scale if scale else 0.0), max(ab, diff))
-        if diff > max(REL_TOL * scale, ABS_TOL):
-            self.problems.append(f"row {row} {what}: scikit-learn {expected!r}, mlfcgi {got!r} "
-                                 f"(rel err {diff / scale:.3g})")
-
-    def equal(self, row, what, expected, got):
-        """Compare exactly, JSON type included (1 is not "1", 1.0 or true)."""
-        if type(expected) is not type(got) or expected != got:
-            self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-
-    def summary(self):
-        """Return "max rel err: proba 1e-16, decision 0" for the kinds seen."""
-        parts = [f"{kind} {rel:.2g} (abs {ab:.2g})" for kind, (rel, ab) in
-                 sorted(self.max_err.items())]
-        return "max rel err " + ", ".join(parts) if parts else "no numbers compared"
-
-
 def expected_outputs(est, X):
     """Return scikit-learn's predict, predict_proba (or None), decision_function (or None)."""
     proba = est.predict_proba(X) if hasattr(est, "predict_proba") else None
@@ -81,14 +49,14 @@ def check_decision(cmp, row, expected, body):
     """decision_function: a number for one score, else a list, as scikit-learn returns it."""
     got = body.get("decision_function")
     if expected.ndim == 0:
-        cmp.number(row, "decision", "decision_function", float(expected), got)
+        cmp.number(row, "decision_function", float(expected), got, kind="decision")
         return
     if not isinstance(got, list) or len(got) != len(expected):
         cmp.problems.append(f"row {row} decision_function: expected {len(expected)} values, "
                             f"got {got!r}")
         return
     for k, (e, g) in enumerate(zip(expected, got)):
-        cmp.number(row, "decision", f"decision_function[{k}]", float(e), g)
+        cmp.number(row, f"decision_function[{k}]", float(e), g, kind="decision")
 
 
 def check_classifier_row(cmp, row, model, body, label, proba, decision):
@@ -112,15 +80,15 @@ def check_classifier_row(cmp, row, model, body, label, proba, decision):
         cmp.problems.append(f"row {row} probabilities: keys {sorted(probs)}, expected {names}")
         return
     for name, p in zip(names, proba):
-        cmp.number(row, "proba", f"probabilities[{name}]", float(p), probs[name])
+        cmp.number(row, f"probabilities[{name}]", float(p), probs[name], kind="proba")
     if label in classes:  # confidence is the probability of the predicted class
-        cmp.number(row, "proba", "confidence", float(proba[classes.index(label)]),
-                   body.get("confidence"))
+        cmp.number(row, "confidence", float(proba[classes.index(label)]),
+                   body.get("confidence"), kind="proba")
 
 
 def check_regressor_row(cmp, row, body, value):
     """Compare one regression answer."""
-    cmp.number(row, "value", "prediction", float(value), body.get("prediction"))
+    cmp.number(row, "prediction", float(value), body.get("prediction"), kind="value")
     extra = sorted({"label", "confidence", "probabilities", "decision_function"} & set(body))
     if extra:
         cmp.problems.append(f"row {row}: regression response has {', '.join(extra)}")
@@ -147,7 +115,7 @@ def score(model_path, X, tmpdir):
 
 def compare(est, model, X, answers):
     """Compare every answer with scikit-learn; return the Comparison."""
-    cmp = Comparison()
+    cmp = Comparison(REL_TOL, ABS_TOL)
     labels, proba, decision = expected_outputs(est, X)
     for row, body in enumerate(answers):
         if body.get("line") != row + 1 or "detail" in body:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, PASSTHROUGH_ENV, Tap, guarded, plain, unready)
+    Comparison, MLFCGI_BIN, PASSTHROUGH_ENV, Tap, guarded, plain, unready)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -148,36 +148,10 @@ def score(model_path, X, names, tmpdir):
 
 # ---------------------------------------------------------------- comparing
 
-class Comparison:
-    """Collects mismatches and the largest errors seen."""
-
-    def __init__(self):
-        self.problems = []
-        self.max_rel = 0.0
-        self.max_abs = 0.0
-
-    def number(self, row, what, expected, got):
-        expected = float(expected)
-        if not isinstance(got, (int, float)) or isinstance(got, bool):
-            self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-            return
-        err = abs(expected - got)
-        scale = max(abs(expected), abs(got))
-        self.max_abs = max(self.max_abs, err)
-        self.max_rel = max(self.max_rel, err / scale if scale else 0.0)
-        if err > max(REL_TOL * scale, ABS_TOL):
-            self.problems.append(f"row {row} {what}: scikit-learn {expected!r}, "
-                                 f"mlfcgi {got!r}")
-
-    def equal(self, row, what, expected, got):
-        if type(expected) is not type(got) or expected != got:
-            self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-
-
 def compare(out, model, estimator, X):
     """Compare mlfcgi's answers with estimator on X; return a Comparison."""
     import numpy as np
-    cmp = Comparison()
+    cmp = Comparison(REL_TOL, ABS_TOL)
     labels = estimator.predict(X)
     classification = model["task"] == "classification"
     proba = estimator.predict_proba(X) if classification else None

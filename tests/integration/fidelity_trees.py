@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, Tap, guarded, is_number, one_by_one, plain, same_as_one_by_one, unready)
+    Comparison, MLFCGI_BIN, Tap, guarded, one_by_one, plain, same_as_one_by_one, unready)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 # HistGradientBoosting's OpenMP threads spin; on a busy machine (make -j2 check)
@@ -153,36 +153,10 @@ def scored(model_path, rows, tmpdir, options=()):
 
 # ---------------------------------------------------------------- comparing
 
-class Comparison:
-    """Collects mismatches and the largest absolute and relative errors seen."""
-
-    def __init__(self):
-        self.problems = []
-        self.max_rel = 0.0
-        self.max_abs = 0.0
-
-    def number(self, row, what, expected, got):
-        """Compare one float to REL_TOL relative, ABS_TOL absolute."""
-        if not is_number(got):
-            self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-            return
-        diff = abs(expected - got)
-        scale = max(abs(expected), abs(got))
-        self.max_abs = max(self.max_abs, diff)
-        self.max_rel = max(self.max_rel, diff / scale if scale else 0.0)
-        if diff > max(REL_TOL * scale, ABS_TOL):
-            self.problems.append(f"row {row} {what}: scikit-learn {expected!r}, mlfcgi {got!r}")
-
-    def equal(self, row, what, expected, got):
-        """Compare exactly, JSON type included (1 is not 1.0 or "1")."""
-        if type(expected) is not type(got) or expected != got:
-            self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-
-
 def compare(est, model, X, lines):
     """Compare mlfcgi's answers for X with est's predict / predict_proba / decision_function."""
     import numpy as np
-    cmp = Comparison()
+    cmp = Comparison(REL_TOL, ABS_TOL)
     labels = est.predict(X)
     if model["task"] == "regression":
         for r, line in enumerate(lines):

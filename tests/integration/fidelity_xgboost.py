@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity_lib import (  # noqa: E402
-    MLFCGI_BIN, SRCDIR, Tap, unready)
+    Comparison, MLFCGI_BIN, SRCDIR, Tap, unready)
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 
@@ -90,38 +90,9 @@ def score(model_path, X, names, tmpdir):
 
 # ---------------------------------------------------------------- comparing
 
-class Comparison:
-    """Collects mismatches, the largest errors and the count of bit-identical numbers."""
-
-    def __init__(self):
-        self.problems = []
-        self.max_rel = self.max_abs = 0.0
-        self.numbers = self.identical = 0
-
-    def number(self, row, what, expected, got):
-        """Compare one float within REL_TOL (absolute floor ABS_TOL)."""
-        expected = float(expected)
-        if not isinstance(got, (int, float)) or isinstance(got, bool):
-            self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-            return
-        diff = abs(expected - got)
-        scale = max(abs(expected), abs(got))
-        self.numbers += 1
-        self.identical += diff == 0
-        self.max_abs = max(self.max_abs, diff)
-        self.max_rel = max(self.max_rel, diff / scale if scale else 0.0)
-        if diff > max(REL_TOL * scale, ABS_TOL):
-            self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-
-    def equal(self, row, what, expected, got):
-        """Compare exactly, JSON type included (1 is not "1")."""
-        if type(expected) is not type(got) or expected != got:
-            self.problems.append(f"row {row} {what}: expected {expected!r}, got {got!r}")
-
-
 def compare(out, model_name, labels, proba, values):
     """Compare mlfcgi's lines with the library's labels and probabilities, or values."""
-    cmp = Comparison()
+    cmp = Comparison(REL_TOL, ABS_TOL, "XGBoost")
     for row, body in enumerate(out):
         cmp.equal(row, "model", model_name, body.get("model"))
         if values is not None:
