@@ -652,6 +652,45 @@ test_group_queued_whole(void **state)
 	sqlite3_close(db);
 }
 
+/* A batch the database refuses a row of (here a trigger, at the 21st of
+ * 40 rows: in the second of the writer's several-row INSERTs, after rows of
+ * the same statement) is rolled back whole: while it fails, none of its
+ * rows is in the table; once the trigger is gone, every row is there
+ * exactly once. */
+static void
+test_failed_batch_rolled_back_whole(void **state)
+{
+	struct tmp *t = *state;
+	struct audit *a = open_ok(t->db, 100);
+	struct audit_row r;
+	char rid[16], why[128] = "";
+	sqlite3 *db = db_open(t->db);
+	int i;
+
+	assert_int_equal(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE "
+	    "INSERT ON predictions WHEN NEW.request_id = 'b-20' BEGIN "
+	    "SELECT RAISE(FAIL, 'refused'); END", NULL, NULL, NULL),
+	    SQLITE_OK);
+	/* One request's rows: queued, and so written, together. */
+	for (i = 0; i < 40; i++) {
+		snprintf(rid, sizeof(rid), "b-%d", i);
+		row_make(&r, 1764460799123LL, rid);
+		r.more = i < 39;
+		assert_int_equal(audit_enqueue(a, &r), 0);
+	}
+	for (i = 0; i < 5000 && audit_healthy(a, why, sizeof(why)); i++)
+		usleep(1000);
+	assert_non_null(strstr(why, "refused"));
+	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions"), 0);
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER refuse", NULL, NULL,
+	    NULL), SQLITE_OK);
+	audit_close(a);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions"), 40);
+	assert_int_equal(db_int(db, "SELECT count(DISTINCT request_id) FROM "
+	    "predictions"), 40);
+	sqlite3_close(db);
+}
+
 /* The file renamed while open: the renamed file keeps the rows committed
  * before (checkpointed into it), the next rows go to a new file at the
  * path. */
@@ -720,6 +759,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_group_queued_whole, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_failed_batch_rolled_back_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_moved_file_reopened, setup,
 		    teardown),
 	};
