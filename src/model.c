@@ -328,6 +328,17 @@ model_json_keys(const cJSON *obj, const char *const *keys, const char *path,
 	return 0;
 }
 
+int
+model_has_nan(const double *x, size_t n)
+{
+	size_t i;
+	int nan = 0;
+
+	for (i = 0; i < n; i++)
+		nan |= isnan(x[i]);
+	return nan;
+}
+
 double
 model_sum(const double *a, size_t n)
 {

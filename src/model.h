@@ -160,6 +160,8 @@ int	model_json_keys(const cJSON *obj, const char *const *keys,
 /* Sums n values exactly as numpy.sum does (pairwise, eight-way unrolled),
  * so that estimators reproduce scikit-learn's sums to the bit. */
 double	model_sum(const double *a, size_t n);
+/* Returns 1 if a value of x[0..n) is missing (NaN), else 0. */
+int	model_has_nan(const double *x, size_t n);
 
 extern const struct estimator_ops model_logistic_ops;
 extern const struct estimator_ops model_linear_ops;

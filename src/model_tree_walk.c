@@ -824,18 +824,6 @@ tree_avx2(void)
 #endif
 }
 
-/* Returns 1 if a value of x[0..n) is missing (NaN), else 0. */
-static int
-tree_has_nan(const double *x, size_t n)
-{
-	size_t i;
-	int nan = 0;
-
-	for (i = 0; i < n; i++)
-		nan |= isnan(x[i]);
-	return nan;
-}
-
 /* Predicts the n rows of a block tree by tree: each tree's nodes are
  * fetched once for the whole block. The rows with a missing value are
  * walked too (where NaN leads does not matter) and then predicted again
@@ -914,7 +902,7 @@ tree_block(const struct tree_ensemble *e, const struct model *m,
 	for (i = 0; m->task == MODEL_REGRESSION && i < n; i++)
 		out[i].value = *tree_row_acc(&r, i);
 	for (i = 0; i < n; i++) {
-		if (tree_has_nan(x + i * stride, m->n_inputs))
+		if (model_has_nan(x + i * stride, m->n_inputs))
 			tree_predict(e, m, x + i * stride, &out[i]);
 		else
 			tree_finish(e, m, tree_acc(e, m, &out[i]), &out[i]);

@@ -910,18 +910,6 @@ xgb_predict(const void *est, const struct model *m, const double *in,
 	xgb_finish(x, m, acc, out);
 }
 
-/* Returns 1 if a value of in[0..n) is missing (NaN), else 0. */
-static int
-xgb_has_nan(const double *in, size_t n)
-{
-	size_t i;
-	int nan = 0;
-
-	for (i = 0; i < n; i++)
-		nan |= isnan(in[i]);
-	return nan;
-}
-
 /* Predicts the n rows of a block tree by tree: each tree's nodes are
  * fetched once for the whole block. The rows with a missing value are
  * walked too (where NaN leads does not matter) and then predicted again
@@ -942,7 +930,7 @@ xgb_block(const struct xgb *x, const struct model *m, const double *in,
 		xgb_fast_rows(x, t, (const float *)out[0].work,
 		    2 * m->est_scratch, xgb_acc(x, m, &out[0]), acc_stride, n);
 	for (i = 0; i < n; i++) {
-		if (xgb_has_nan(in + i * stride, m->n_inputs))
+		if (model_has_nan(in + i * stride, m->n_inputs))
 			xgb_predict(x, m, in + i * stride, &out[i]);
 		else
 			xgb_finish(x, m, xgb_acc(x, m, &out[i]), &out[i]);
