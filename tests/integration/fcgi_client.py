@@ -268,12 +268,12 @@ def mlfcgi_help(binary):
 
 
 class Mlfcgi:
-    """`mlfcgi --listen 127.0.0.1:PORT ARGS...`, stderr to log. Stopped by
-    its PID only."""
+    """`mlfcgi --listen 127.0.0.1:PORT ARGS...` (or --listen addr: a unix
+    socket path), stderr to log. Stopped by its PID only."""
 
-    def __init__(self, binary, args, log, user=None):
-        self.port = free_port()
-        self.addr = '127.0.0.1:%d' % self.port
+    def __init__(self, binary, args, log, user=None, addr=None):
+        self.port = None if addr else free_port()
+        self.addr = addr or '127.0.0.1:%d' % self.port
         self.log = log
         cmd = [binary, '--listen', self.addr] + list(args)
         if user:
