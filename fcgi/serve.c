@@ -422,7 +422,7 @@ serve_thread(void *arg)
 		 * to its end there is nothing to reset: close at once,
 		 * which spares a poll and a read per request and frees the
 		 * thread without waiting for the web server (bench/RESULTS.md:
-		 * +8 % requests/s at 16 connections, +22 % at 64). */
+		 * +8-13 % requests/s at 16 connections, +22-24 % at 64). */
 		now = own && is_unix && serve_fcgi_read_all(&c, req.in);
 		req.keepConnection = now;	/* libfcgi leaves the fd to us */
 		FCGX_Finish_r(&req);

@@ -288,10 +288,14 @@ audit_open_db_once(struct audit *a, int *readonly, int *busy, char *err,
 	/* 16 KiB pages for a new file (an old one keeps its own): 10-15 %
 	 * less writer CPU per row than 4 KiB, in fewer, larger writes. The
 	 * WAL is checkpointed every 256 pages, 4 MiB as with SQLite's default
-	 * 1000 pages of 4 KiB. */
+	 * 1000 pages of 4 KiB. 1 MiB of page cache: the writer appends, down
+	 * one path of each B-tree; SQLite's default 2 MiB made the process
+	 * 1.2 MB larger (7.6 MB resident at 16,000 rows/s, against 8 MB
+	 * allowed) for nothing measurable in rows/s (bench/RESULTS.md). */
 	if (sqlite3_exec(a->db, "PRAGMA page_size=16384; "
 	    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-	    "PRAGMA wal_autocheckpoint=256", NULL, NULL, &msg) != SQLITE_OK) {
+	    "PRAGMA wal_autocheckpoint=256; PRAGMA cache_size=-1024", NULL,
+	    NULL, &msg) != SQLITE_OK) {
 		rc = sqlite3_errcode(a->db) & 0xff;
 		*busy = rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
 		snprintf(err, errlen, "%s: %s", a->path, msg ? msg :
