@@ -815,10 +815,12 @@ tree_load(const cJSON *json, struct model *m, struct model_err *err)
 	/* Per row: the float32 row; with complete trees, room for twice as
 	 * much (the rows of a block together hold their float32 values
 	 * transposed, for n rows rounded up to a power of two); with tops,
-	 * three times (transposed, then one row after another); a regressor,
+	 * three times (transposed, then one row after another, up to 64 floats
+ * apart: tree_xf_stride()); a regressor,
 	 * one double more (its sum). See tree_block(). */
 	m->est_scratch = (e->cnodes != NULL ? m->n_inputs : e->tops != NULL ?
-	    m->n_inputs + (m->n_inputs + 1) / 2 : (m->n_inputs + 1) / 2) +
+	    m->n_inputs + (tree_xf_stride(m->n_inputs) + 1) / 2 :
+	    (m->n_inputs + 1) / 2) +
 	    (m->task == MODEL_REGRESSION);
 	m->est_predict_rows = tree_predict_rows;
 	return e;

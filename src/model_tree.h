@@ -126,6 +126,16 @@ struct tree_ensemble {
 	uint32_t	*texit;
 };
 
+/* The distance, in floats, between the rows of a block's float32 copy
+ * for the fast walk of deep trees: 16, 32 or 64 where n inputs fit
+ * (model_tree_walk.c's first pass in assembly needs one of these), else
+ * n. */
+static inline size_t
+tree_xf_stride(size_t n)
+{
+	return n <= 16 ? 16 : n <= 32 ? 32 : n <= 64 ? 64 : n;
+}
+
 /* Predicts one row (estimator_ops.predict) and n rows x[i * stride]
  * (model.est_predict_rows), as model.h says: model_tree_walk.c. */
 void	tree_predict(const void *, const struct model *, const double *,

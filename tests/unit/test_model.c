@@ -1077,6 +1077,168 @@ test_render_row_and_selftest(void **state)
 	model_free(m);
 }
 
+/* ---- deep forests in blocks ---------------------------------------------- */
+
+static uint64_t deep_seed;
+
+/* A deterministic pseudo-random number in [0, 1). */
+static double
+deep_rand(void)
+{
+	deep_seed = deep_seed * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (double)(deep_seed >> 11) / 9007199254740992.0;
+}
+
+/* Appends to the tree's arrays a subtree rooted at depth d (its node the
+ * next index) and returns its root's index; the leftmost path goes down
+ * to depth 18, others end at random from depth 2. */
+static int
+deep_subtree(cJSON *t, int d, int leftmost, int n_features, int width)
+{
+	cJSON *f = cJSON_GetObjectItem(t, "feature");
+	int self = cJSON_GetArraySize(f), k, l, r;
+	int leaf = leftmost ? d >= 18 : d >= 2 && (d >= 14 ||
+	    deep_rand() < 0.22);
+
+	cJSON_AddItemToArray(f, cJSON_CreateNumber(leaf ? -1 :
+	    (int)(deep_rand() * n_features)));
+	/* Thresholds on float32 values and between them. */
+	cJSON_AddItemToArray(cJSON_GetObjectItem(t, "threshold"),
+	    cJSON_CreateNumber(leaf ? 0 : deep_rand() < 0.5 ?
+	    (double)(float)deep_rand() : deep_rand()));
+	cJSON_AddItemToArray(cJSON_GetObjectItem(t, "left"),
+	    cJSON_CreateNumber(-1));
+	cJSON_AddItemToArray(cJSON_GetObjectItem(t, "right"),
+	    cJSON_CreateNumber(-1));
+	cJSON_AddItemToArray(cJSON_GetObjectItem(t, "missing_left"),
+	    cJSON_CreateNumber(deep_rand() < 0.5));
+	for (k = 0; k < width; k++)
+		cJSON_AddItemToArray(cJSON_GetObjectItem(t, "value"),
+		    cJSON_CreateNumber(leaf ? deep_rand() : 0));
+	if (leaf)
+		return self;
+	l = deep_subtree(t, d + 1, leftmost, n_features, width);
+	r = deep_subtree(t, d + 1, 0, n_features, width);
+	cJSON_ReplaceItemInArray(cJSON_GetObjectItem(t, "left"), self,
+	    cJSON_CreateNumber(l));
+	cJSON_ReplaceItemInArray(cJSON_GetObjectItem(t, "right"), self,
+	    cJSON_CreateNumber(r));
+	return self;
+}
+
+/* A float32 forest of n_trees fully grown trees (deeper than 8: the deep
+ * walk) on n_features nullable inputs: two classes, or a regression. */
+static struct model *
+deep_forest(int n_features, int n_trees, int classify)
+{
+	cJSON *doc = cJSON_CreateObject(), *fs, *est, *trees, *t;
+	const char *keys[] = { "feature", "threshold", "left", "right",
+	    "missing_left", "value" };
+	struct model_err err;
+	struct model *m;
+	char name[16], *text;
+	int i, k;
+
+	cJSON_AddStringToObject(doc, "format", "mlfcgi-model/1");
+	cJSON_AddStringToObject(doc, "name", "deep");
+	cJSON_AddStringToObject(doc, "version", "1");
+	cJSON_AddStringToObject(doc, "task", classify ? "classification" :
+	    "regression");
+	fs = cJSON_AddArrayToObject(doc, "features");
+	for (i = 0; i < n_features; i++) {
+		cJSON *f = cJSON_CreateObject();
+
+		snprintf(name, sizeof(name), "f%d", i);
+		cJSON_AddStringToObject(f, "name", name);
+		cJSON_AddStringToObject(f, "type", "number");
+		cJSON_AddBoolToObject(f, "nullable", 1);
+		cJSON_AddItemToArray(fs, f);
+	}
+	if (classify)
+		cJSON_AddItemToObject(doc, "classes",
+		    cJSON_Parse("[0, 1]"));
+	est = cJSON_AddObjectToObject(doc, "estimator");
+	cJSON_AddStringToObject(est, "type", "tree_ensemble");
+	cJSON_AddStringToObject(est, "aggregation", "mean");
+	cJSON_AddStringToObject(est, "input_dtype", "float32");
+	cJSON_AddNumberToObject(est, "n_outputs", classify ? 2 : 1);
+	trees = cJSON_AddArrayToObject(est, "trees");
+	for (i = 0; i < n_trees; i++) {
+		t = cJSON_CreateObject();
+		for (k = 0; k < 6; k++)
+			cJSON_AddArrayToObject(t, keys[k]);
+		deep_subtree(t, 0, 1, n_features, classify ? 2 : 1);
+		cJSON_AddItemToArray(trees, t);
+	}
+	text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	m = model_load_text(text, strlen(text), "deep.json", &err);
+	free(text);
+	if (m == NULL)
+		print_error("%s\n", err.msg);
+	assert_non_null(m);
+	return m;
+}
+
+/* model_predict_rows() on blocks of deep trees (the first pass in
+ * assembly with rows 16, 32 or 64 floats apart, or the C walk for wider
+ * rows; a row with a missing value among them) gives, bit for bit, what
+ * model_predict() gives each row, with the vector walk on and off. */
+static void
+test_tree_deep_blocks(void **state)
+{
+	static const int widths[] = { 3, 16, 20, 33, 64, 70 };
+	size_t w, i, j, n = 300, sz;
+	int simd;
+
+	(void)state;
+	for (w = 0; w < sizeof(widths) / sizeof(widths[0]); w++) {
+		int nf = widths[w], classify = (int)(w % 2);
+		struct model *m;
+		double *rows = malloc(n * (size_t)nf * sizeof(double));
+		double *scratch, *one;
+		struct prediction *out, p;
+
+		deep_seed = 42 + w;
+		m = deep_forest(nf, 12, classify);
+		sz = model_scratch_size(m);
+		scratch = calloc(n * sz, sizeof(double));
+		one = calloc(sz, sizeof(double));
+		out = calloc(n, sizeof(*out));
+		assert_non_null(rows);
+		assert_non_null(scratch);
+		assert_non_null(one);
+		assert_non_null(out);
+		for (i = 0; i < n * (size_t)nf; i++)
+			rows[i] = deep_rand();
+		for (i = 5; i < n; i += 37)	/* a missing value */
+			rows[i * (size_t)nf + i % (size_t)nf] = NAN;
+		for (simd = 1; simd >= 0; simd--) {
+			model_set_simd(simd);
+			model_predict_rows(m, rows, n, scratch, out);
+			for (i = 0; i < n; i++) {
+				model_predict(m, rows + i * (size_t)nf, one, &p);
+				if (!classify) {
+					assert_memory_equal(&p.value,
+					    &out[i].value, sizeof(double));
+					continue;
+				}
+				assert_int_equal(p.class_index,
+				    out[i].class_index);
+				for (j = 0; j < 2; j++)
+					assert_memory_equal(&p.proba[j],
+					    &out[i].proba[j], sizeof(double));
+			}
+		}
+		model_set_simd(1);
+		model_free(m);
+		free(rows);
+		free(scratch);
+		free(one);
+		free(out);
+	}
+}
+
 int
 main(void)
 {
@@ -1104,6 +1266,7 @@ main(void)
 		cmocka_unit_test(test_predict_linear_regression),
 		cmocka_unit_test(test_probabilities_sum_to_one),
 		cmocka_unit_test(test_render_row_and_selftest),
+		cmocka_unit_test(test_tree_deep_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
