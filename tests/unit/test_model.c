@@ -192,12 +192,14 @@ load_ok_edited(const char *p1, const char *j1, const char *p2,
 	return m;
 }
 
-/* Predicts row with m; proba (n_classes) is filled for a classifier. */
+/* Predicts row with m; proba (n_classes) is filled for a classifier.
+ * out->scores points into scratch memory that lives until the next call
+ * (static: render() reads them after this returns). */
 static void
 predict(const struct model *m, const double *row, struct prediction *out,
     double *proba)
 {
-	double scratch[64];
+	static double scratch[64];
 	size_t k;
 
 	assert_true(model_scratch_size(m) <= 64);
