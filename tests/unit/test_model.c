@@ -1184,8 +1184,9 @@ deep_forest(int n_features, int n_trees, int classify)
 
 /* model_predict_rows() on blocks of deep trees (the first pass in
  * assembly with rows 16, 32 or 64 floats apart, or the C walk for wider
- * rows; a row with a missing value among them) gives, bit for bit, what
- * model_predict() gives each row, with the vector walk on and off. */
+ * rows; a row with a missing value among them) and model_predict() give,
+ * bit for bit, what model_predict() gives each row with the vector walks
+ * off. */
 static void
 test_tree_deep_blocks(void **state)
 {
@@ -1198,7 +1199,7 @@ test_tree_deep_blocks(void **state)
 		int nf = widths[w], classify = (int)(w % 2);
 		struct model *m;
 		double *rows = malloc(n * (size_t)nf * sizeof(double));
-		double *scratch, *one;
+		double *scratch, *one, *ref = malloc(2 * n * sizeof(double));
 		struct prediction *out, p;
 
 		deep_seed = 42 + w;
@@ -1211,10 +1212,18 @@ test_tree_deep_blocks(void **state)
 		assert_non_null(scratch);
 		assert_non_null(one);
 		assert_non_null(out);
+		assert_non_null(ref);
 		for (i = 0; i < n * (size_t)nf; i++)
 			rows[i] = deep_rand();
 		for (i = 5; i < n; i += 37)	/* a missing value */
 			rows[i * (size_t)nf + i % (size_t)nf] = NAN;
+		/* The reference: one row at a time, the portable walk. */
+		model_set_simd(0);
+		for (i = 0; i < n; i++) {
+			model_predict(m, rows + i * (size_t)nf, one, &p);
+			ref[2 * i] = classify ? p.proba[0] : p.value;
+			ref[2 * i + 1] = classify ? p.proba[1] : 0;
+		}
 		for (simd = 1; simd >= 0; simd--) {
 			model_set_simd(simd);
 			model_predict_rows(m, rows, n, scratch, out);
@@ -1222,14 +1231,19 @@ test_tree_deep_blocks(void **state)
 				model_predict(m, rows + i * (size_t)nf, one, &p);
 				if (!classify) {
 					assert_memory_equal(&p.value,
-					    &out[i].value, sizeof(double));
+					    &ref[2 * i], sizeof(double));
+					assert_memory_equal(&out[i].value,
+					    &ref[2 * i], sizeof(double));
 					continue;
 				}
 				assert_int_equal(p.class_index,
 				    out[i].class_index);
-				for (j = 0; j < 2; j++)
+				for (j = 0; j < 2; j++) {
 					assert_memory_equal(&p.proba[j],
-					    &out[i].proba[j], sizeof(double));
+					    &ref[2 * i + j], sizeof(double));
+					assert_memory_equal(&out[i].proba[j],
+					    &ref[2 * i + j], sizeof(double));
+				}
 			}
 		}
 		model_set_simd(1);
@@ -1238,6 +1252,7 @@ test_tree_deep_blocks(void **state)
 		free(scratch);
 		free(one);
 		free(out);
+		free(ref);
 	}
 }
 
