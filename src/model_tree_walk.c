@@ -15,6 +15,16 @@
 #else
 #define TREE_AVX2 0
 #endif
+/* Inner loops of the AVX2 walks in inline assembly (tree_asm_first(),
+ * tree_asm_csteps()): GCC on x86-64, optimised builds without
+ * AddressSanitizer (which may take registers the walks need); the C walk
+ * otherwise, with the same answers. */
+#if TREE_AVX2 && defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__clang__)
+#define TREE_ASM 1
+#else
+#define TREE_ASM 0
+#endif
 
 /* Rows walked together through one tree (model_predict_rows()), as
  * TREE_GROUP trees are for one row. */
@@ -669,6 +679,48 @@ tree_v_cap(const struct tree_vwork *w, size_t i, uint32_t *at)
 	_mm256_storeu_si256((__m256i *)(void *)at, q);
 }
 
+#if TREE_ASM
+/* Walk k's step through a complete tree: its node index from at[k], the
+ * node's feature offset and threshold, "vcomiss" of the threshold with
+ * the row's value (carry: thr < x), then 2i + 1 + carry back to at[k].
+ * Seven instructions where GCC makes ten of the C step. */
+#define TREE_ASM_CSTEP(k)						\
+	"movl " #k "*4(%[at]), %%eax\n\t"				\
+	"movl 4(%[vn],%%rax,8), %%ecx\n\t"				\
+	"vmovss (%[vn],%%rax,8), %%xmm0\n\t"				\
+	"vcomiss " #k "*4(%[x],%%rcx,4), %%xmm0\n\t"			\
+	"leal 1(%%rax,%%rax), %%eax\n\t"				\
+	"adcl $0, %%eax\n\t"						\
+	"movl %%eax, " #k "*4(%[at])\n\t"
+
+/* Takes steps steps (at least 1) of the TREE_VROWS walks at[k] of the
+ * rows x + k (transposed) down the complete tree vn. */
+__attribute__((target("avx2"), noinline)) static void
+tree_asm_csteps(const struct tree_vnode *vn, const float *x, unsigned steps,
+    uint32_t *at)
+{
+	_Static_assert(TREE_VROWS == 32, "tree_asm_csteps()'s walks");
+	__asm__ volatile(
+	    "1:\n\t"
+	    TREE_ASM_CSTEP(0) TREE_ASM_CSTEP(1) TREE_ASM_CSTEP(2)
+	    TREE_ASM_CSTEP(3) TREE_ASM_CSTEP(4) TREE_ASM_CSTEP(5)
+	    TREE_ASM_CSTEP(6) TREE_ASM_CSTEP(7) TREE_ASM_CSTEP(8)
+	    TREE_ASM_CSTEP(9) TREE_ASM_CSTEP(10) TREE_ASM_CSTEP(11)
+	    TREE_ASM_CSTEP(12) TREE_ASM_CSTEP(13) TREE_ASM_CSTEP(14)
+	    TREE_ASM_CSTEP(15) TREE_ASM_CSTEP(16) TREE_ASM_CSTEP(17)
+	    TREE_ASM_CSTEP(18) TREE_ASM_CSTEP(19) TREE_ASM_CSTEP(20)
+	    TREE_ASM_CSTEP(21) TREE_ASM_CSTEP(22) TREE_ASM_CSTEP(23)
+	    TREE_ASM_CSTEP(24) TREE_ASM_CSTEP(25) TREE_ASM_CSTEP(26)
+	    TREE_ASM_CSTEP(27) TREE_ASM_CSTEP(28) TREE_ASM_CSTEP(29)
+	    TREE_ASM_CSTEP(30) TREE_ASM_CSTEP(31)
+	    "decl %[n]\n\t"
+	    "jnz 1b\n\t"
+	    : [n] "+r" (steps)
+	    : [at] "r" (at), [vn] "r" (vn), [x] "r" (x)
+	    : "rax", "rcx", "xmm0", "cc", "memory");
+}
+#endif
+
 /* Takes steps more steps (1 to 5) of the walks at[0..rows) (rows 8 or
  * TREE_VROWS) of the rows at x (transposed), in the tree vn. */
 __attribute__((target("avx2"), always_inline)) static inline void
@@ -678,6 +730,12 @@ tree_v_steps(const struct tree_vnode *vn, const float *x, unsigned steps,
 	const struct tree_vnode *c;
 	unsigned d, k;
 
+#if TREE_ASM
+	if (rows == TREE_VROWS) {
+		tree_asm_csteps(vn, x, steps, at);
+		return;
+	}
+#endif
 #pragma GCC unroll 5
 	for (d = 0; d < steps; d++) {
 #pragma GCC unroll 32	/* TREE_VROWS */
@@ -788,9 +846,8 @@ tree_top_walks(const struct tree_ensemble *e, size_t t,
 	tree_add_rows(e, r, t, i, at);
 }
 
-/* The first pass through a deep tree in assembly (x86-64, optimised
- * builds without AddressSanitizer, which may take a register the walks
- * need): TREE_ASM_WALKS walks, each in one register and nothing else,
+/* The first pass through a deep tree in assembly (TREE_ASM):
+ * TREE_ASM_WALKS walks, each in one register and nothing else,
  * so that no walk's state goes to the stack and back at every step. A
  * walk is its node's address / 8 (nodes are 8 bytes, 8-aligned), so a
  * step addresses the node without a base register; walk k's row is at a
@@ -802,9 +859,7 @@ tree_top_walks(const struct tree_ensemble *e, size_t t,
  * thr), as tree_step(). A NaN would set the carry too and move a walk
  * off its leaf, so the rows a block walks this way have none (see
  * tree_block()). */
-#if TREE_AVX2 && defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(__clang__)
-#define TREE_ASM 1
+#if TREE_ASM
 /* 11 walks, the row's base and two scratch registers: 14 of the 15
  * general registers, so that a build keeping the frame pointer fits. */
 #define TREE_ASM_WALKS 11
@@ -887,9 +942,6 @@ tree_asm_first(const struct tree_ensemble *e, const struct tree_rows *r,
 	}
 	d->np = np;
 }
-
-#else
-#define TREE_ASM 0
 #endif
 
 /* Walks tree t of a fast walk (deeper trees) for the rows of r, its

@@ -1093,13 +1093,15 @@ deep_rand(void)
 
 /* Appends to the tree's arrays a subtree rooted at depth d (its node the
  * next index) and returns its root's index; the leftmost path goes down
- * to depth 18, others end at random from depth 2. */
+ * to depth deep (18, or 6 for complete trees), others end at random from
+ * depth 2 (at the latest at 14, or deep). */
 static int
-deep_subtree(cJSON *t, int d, int leftmost, int n_features, int width)
+deep_subtree(cJSON *t, int d, int leftmost, int n_features, int width,
+    int deep)
 {
 	cJSON *f = cJSON_GetObjectItem(t, "feature");
 	int self = cJSON_GetArraySize(f), k, l, r;
-	int leaf = leftmost ? d >= 18 : d >= 2 && (d >= 14 ||
+	int leaf = leftmost ? d >= deep : d >= 2 && (d >= 14 || d >= deep ||
 	    deep_rand() < 0.22);
 
 	cJSON_AddItemToArray(f, cJSON_CreateNumber(leaf ? -1 :
@@ -1119,8 +1121,8 @@ deep_subtree(cJSON *t, int d, int leftmost, int n_features, int width)
 		    cJSON_CreateNumber(leaf ? deep_rand() : 0));
 	if (leaf)
 		return self;
-	l = deep_subtree(t, d + 1, leftmost, n_features, width);
-	r = deep_subtree(t, d + 1, 0, n_features, width);
+	l = deep_subtree(t, d + 1, leftmost, n_features, width, deep);
+	r = deep_subtree(t, d + 1, 0, n_features, width, deep);
 	cJSON_ReplaceItemInArray(cJSON_GetObjectItem(t, "left"), self,
 	    cJSON_CreateNumber(l));
 	cJSON_ReplaceItemInArray(cJSON_GetObjectItem(t, "right"), self,
@@ -1128,10 +1130,11 @@ deep_subtree(cJSON *t, int d, int leftmost, int n_features, int width)
 	return self;
 }
 
-/* A float32 forest of n_trees fully grown trees (deeper than 8: the deep
- * walk) on n_features nullable inputs: two classes, or a regression. */
+/* A float32 forest of n_trees trees deep levels deep (deeper than 8: the
+ * deep walk; else the complete trees' walk) on n_features nullable
+ * inputs: two classes, or a regression. */
 static struct model *
-deep_forest(int n_features, int n_trees, int classify)
+deep_forest(int n_features, int n_trees, int classify, int deep)
 {
 	cJSON *doc = cJSON_CreateObject(), *fs, *est, *trees, *t;
 	const char *keys[] = { "feature", "threshold", "left", "right",
@@ -1169,7 +1172,7 @@ deep_forest(int n_features, int n_trees, int classify)
 		t = cJSON_CreateObject();
 		for (k = 0; k < 6; k++)
 			cJSON_AddArrayToObject(t, keys[k]);
-		deep_subtree(t, 0, 1, n_features, classify ? 2 : 1);
+		deep_subtree(t, 0, 1, n_features, classify ? 2 : 1, deep);
 		cJSON_AddItemToArray(trees, t);
 	}
 	text = cJSON_PrintUnformatted(doc);
@@ -1184,13 +1187,13 @@ deep_forest(int n_features, int n_trees, int classify)
 
 /* model_predict_rows() on blocks of deep trees (the first pass in
  * assembly with rows 16, 32 or 64 floats apart, or the C walk for wider
- * rows; a row with a missing value among them) and model_predict() give,
- * bit for bit, what model_predict() gives each row with the vector walks
- * off. */
+ * rows) and of complete trees (their lower levels in assembly), a row with
+ * a missing value among them, and model_predict() give, bit for bit, what
+ * model_predict() gives each row with the vector walks off. */
 static void
 test_tree_deep_blocks(void **state)
 {
-	static const int widths[] = { 3, 16, 20, 33, 64, 70 };
+	static const int widths[] = { 3, 16, 20, 33, 64, 70, 5, 20 };
 	size_t w, i, j, n = 300, sz;
 	int simd;
 
@@ -1203,7 +1206,8 @@ test_tree_deep_blocks(void **state)
 		struct prediction *out, p;
 
 		deep_seed = 42 + w;
-		m = deep_forest(nf, 12, classify);
+		/* The last two: complete trees, 6 deep. */
+		m = deep_forest(nf, 12, classify, w >= 6 ? 6 : 18);
 		sz = model_scratch_size(m);
 		scratch = calloc(n * sz, sizeof(double));
 		one = calloc(sz, sizeof(double));
