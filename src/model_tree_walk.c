@@ -372,6 +372,23 @@ struct tree_deep {
 	size_t		 np;		/* walks in pend */
 };
 
+/* Records the n walks i + k, now on nodes at[k], in d: where each got
+ * to in d->end; those not on their leaf appended to d->pend. */
+static inline void
+tree_deep_record(const struct tree_ensemble *e, struct tree_deep *d,
+    size_t i, const uint32_t *at, size_t n)
+{
+	size_t k, np = d->np;
+
+#pragma GCC unroll 16	/* TREE_DEEP_WALKS */
+	for (k = 0; k < n; k++) {
+		d->end[i + k] = at[k];
+		d->pend[np] = (uint32_t)(i + k);
+		np += e->fnodes[at[k]].delta != 0;
+	}
+	d->np = np;
+}
+
 /* Takes the TREE_DEEP_WALKS walks i + k, from at[k], exactly steps
  * steps (the first pass of TREE_FIRST); records in d->end where each got
  * to, and appends to d->pend those not on their leaf. */
@@ -380,19 +397,13 @@ tree_deep_first(const struct tree_ensemble *e, const struct tree_rows *r,
     struct tree_deep *d, size_t i, uint32_t *at, size_t steps)
 {
 	const float *row[TREE_DEEP_WALKS];
-	size_t k, np = d->np;
+	size_t k;
 
 #pragma GCC unroll 16	/* TREE_DEEP_WALKS */
 	for (k = 0; k < TREE_DEEP_WALKS; k++)
 		row[k] = r->xf + (i + k) * r->xf_stride;
 	tree_walk_rows(e->fnodes, row, at, TREE_DEEP_WALKS, steps, steps);
-#pragma GCC unroll 16	/* TREE_DEEP_WALKS */
-	for (k = 0; k < TREE_DEEP_WALKS; k++) {
-		d->end[i + k] = at[k];
-		d->pend[np] = (uint32_t)(i + k);
-		np += e->fnodes[at[k]].delta != 0;
-	}
-	d->np = np;
+	tree_deep_record(e, d, i, at, TREE_DEEP_WALKS);
 }
 
 /* Takes the walks d->pend on from d->end to their leaves (the passes
@@ -912,15 +923,16 @@ TREE_ASM_FN(32)
 TREE_ASM_FN(64)
 
 /* Takes the TREE_ASM_ROWS walks of the rows i + k of r, from the nodes
- * at[k], exactly steps steps (1 or more); as tree_deep_first() then
- * records them in d. r->xf_stride is 16, 32 or 64. */
+ * at[k], exactly steps steps (1 or more); records them in d as
+ * tree_deep_first() does. r->xf_stride is 16, 32 or 64. */
 __attribute__((target("avx2"))) static void
 tree_asm_first(const struct tree_ensemble *e, const struct tree_rows *r,
     struct tree_deep *d, size_t i, const uint32_t *at, unsigned steps)
 {
 	uintptr_t a[TREE_ASM_ROWS], fn = (uintptr_t)e->fnodes / 8;
 	const float *x = r->xf + i * r->xf_stride;
-	size_t k, j, np = d->np;
+	uint32_t end[TREE_ASM_ROWS];
+	size_t k;
 
 	for (k = 0; k < TREE_ASM_ROWS; k++)
 		a[k] = fn + at[k];
@@ -934,13 +946,9 @@ tree_asm_first(const struct tree_ensemble *e, const struct tree_rows *r,
 		else
 			tree_asm_walks_64(a + k, xk, steps);
 	}
-	for (k = 0; k < TREE_ASM_ROWS; k++) {
-		j = a[k] - fn;
-		d->end[i + k] = (uint32_t)j;
-		d->pend[np] = (uint32_t)(i + k);
-		np += e->fnodes[j].delta != 0;
-	}
-	d->np = np;
+	for (k = 0; k < TREE_ASM_ROWS; k++)
+		end[k] = (uint32_t)(a[k] - fn);
+	tree_deep_record(e, d, i, end, TREE_ASM_ROWS);
 }
 #endif
 
