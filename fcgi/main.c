@@ -42,6 +42,7 @@ struct config {
 	const char	*predict;
 	size_t		 threads;
 	size_t		 max_body;
+	size_t		 io_timeout;
 	size_t		 audit_queue;
 	size_t		 audit_flush_ms;
 	size_t		 max_batch;
@@ -87,6 +88,10 @@ static const struct opt {
 	{ "max-body", "MLFCGI_MAX_BODY", OPT_SIZE,
 	  offsetof(struct config, max_body), 1, 1UL << 30, "1048576",
 	  "largest request body in bytes (413 above it)" },
+	{ "io-timeout", "MLFCGI_IO_TIMEOUT", OPT_SIZE,
+	  offsetof(struct config, io_timeout), 1, 3600, "10",
+	  "seconds a read from or a write to the web server may wait "
+	  "(408 for a body that stops arriving)" },
 	{ "max-batch", "MLFCGI_MAX_BATCH", OPT_SIZE,
 	  offsetof(struct config, max_batch), 1, 1000000, "1000",
 	  "most instances in one {\"instances\": [...]} request" },
@@ -397,6 +402,10 @@ run_fastcgi(const struct config *cfg, const struct route_env *env,
 	pool.listen_fd = listen_fd;
 	pool.wake_fd = wake[0];
 	pool.max_body = cfg->max_body;
+	pool.io_timeout = (unsigned)cfg->io_timeout;
+	/* TCP connections inherit these; serve_thread() sets unix ones. */
+	if (serve_timeouts(listen_fd, pool.io_timeout) != 0)
+		perror("mlfcgi: warning: --io-timeout on the listening socket");
 	atomic_init(&pool.stopping, 0);
 	pthread_mutex_init(&pool.accept_lock, NULL);
 

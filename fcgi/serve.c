@@ -14,13 +14,18 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+/* Answers up to this size never wait to be written (see serve_thread()). */
+#define SERVE_SMALL_ANSWER 65536
 
 /* Per-thread memory, reused for every request. */
 struct serve_conn {
 	int			body_whole;	/* read to its end (see
 						 * serve_read_body()) */
+	int			body_timed_out;	/* stopped arriving */
 	struct buf		body;
 	struct buf		head;
 	struct response		res;
@@ -74,25 +79,32 @@ serve_path(const char *script_name, const char *path_info)
 	return "/";
 }
 
+/* Reads up to n bytes of the body into buf. Returns the bytes read, 0 at
+ * its end, SERVE_READ_TIMEOUT when the web server sent nothing for the I/O
+ * timeout, or another negative value on an error. */
 typedef int (*serve_read_fn)(void *stream, char *buf, int n);
+#define SERVE_READ_TIMEOUT (-2)
 
 /* Reads the body into c->body: at most max bytes. Sets *too_large (and
  * reads nothing more) when CONTENT_LENGTH, or the stream, exceeds max;
  * sets *error when CONTENT_LENGTH is malformed or the body ends short of
  * it (a truncated upload must not become a prediction). Sets
  * c->body_whole when the body was read to its CONTENT_LENGTH or to the end
- * of the stream: too large or malformed, it was not. */
+ * of the stream: too large, malformed or timed out, it was not; and
+ * c->body_timed_out when it stopped arriving for the I/O timeout. */
 static void
 serve_read_body(struct serve_conn *c, const char *clen, size_t max,
     serve_read_fn rd, void *stream, int *too_large, const char **error)
 {
 	long long want = serve_content_length(clen);
 	size_t limit;
+	int n = 0;
 
 	buf_reset(&c->body);
 	c->body_whole = 0;
 	*too_large = 0;
 	*error = NULL;
+	c->body_timed_out = 0;
 	if (want < 0 && clen != NULL && *clen != '\0') {
 		*error = "Malformed Content-Length";
 		buf_reserve(&c->body, 0);
@@ -107,7 +119,6 @@ serve_read_body(struct serve_conn *c, const char *clen, size_t max,
 	limit = want >= 0 ? (size_t)want : max + 1;
 	while (c->body.len < limit) {
 		size_t chunk = limit - c->body.len;
-		int n;
 
 		if (chunk > 65536)
 			chunk = 65536;
@@ -117,7 +128,10 @@ serve_read_body(struct serve_conn *c, const char *clen, size_t max,
 			break;
 		c->body.len += (size_t)n;
 	}
-	if (c->body.len > max) {
+	if (n == SERVE_READ_TIMEOUT) {
+		c->body_timed_out = 1;
+		c->body.len = 0;
+	} else if (c->body.len > max) {
 		*too_large = 1;
 		c->body.len = 0;
 	} else {
@@ -251,6 +265,7 @@ serve_one(const struct route_env *env, struct serve_conn *c,
 	req.request_id = prm[PARAM_REQUEST_ID];
 	serve_read_body(c, prm[PARAM_CONTENT_LENGTH], max_body, rd, stream,
 	    &req.body_too_large, &req.body_error);
+	req.body_timed_out = c->body_timed_out;
 	req.body = c->body.data;
 	req.body_len = c->body.len;
 
@@ -262,7 +277,16 @@ serve_one(const struct route_env *env, struct serve_conn *c,
 static int
 serve_fcgi_read(void *stream, char *buf, int n)
 {
-	return FCGX_GetStr(buf, n, (FCGX_Stream *)stream);
+	int got = FCGX_GetStr(buf, n, (FCGX_Stream *)stream);
+	int e;
+
+	if (got > 0)
+		return got;
+	/* libfcgi keeps a failed read's errno as the stream's error. */
+	e = FCGX_GetError((FCGX_Stream *)stream);
+	if (e == EAGAIN || e == EWOULDBLOCK)
+		return SERVE_READ_TIMEOUT;
+	return e != 0 ? -1 : 0;
 }
 
 /* Whether the request on in was read to its end: the empty FCGI_STDIN
@@ -348,20 +372,25 @@ serve_accept(struct serve_pool *p, FCGX_Request *req, int *is_unix)
 	return 1;
 }
 
-/* Whether the new connection fd has something to read within 2 seconds.
- * libfcgi's own accept drops a unix-socket connection that stays silent
- * that long (so that it cannot hold a thread, or SIGTERM, for ever); keep
- * that, outside the accept lock. Under load the request is already there
- * and poll() returns at once. */
+/* Sets the socket option opt (SO_RCVTIMEO or SO_SNDTIMEO) of fd to
+ * seconds. */
 static int
-serve_not_silent(int fd)
+serve_timeout(int fd, int opt, unsigned seconds)
 {
-	struct pollfd pfd = { fd, POLLIN, 0 };
-	int n;
+	struct timeval tv;
 
-	while ((n = poll(&pfd, 1, 2000)) < 0 && errno == EINTR)
-		continue;
-	return n > 0;
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = 0;
+	return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+int
+serve_timeouts(int fd, unsigned seconds)
+{
+	if (serve_timeout(fd, SO_RCVTIMEO, seconds) != 0 ||
+	    serve_timeout(fd, SO_SNDTIMEO, seconds) != 0)
+		return -1;
+	return 0;
 }
 
 /* As serve_accept, but libfcgi accepts (under the lock): needed when
@@ -386,11 +415,13 @@ serve_thread(void *arg)
 	struct serve_conn c;
 	FCGX_Request req;
 	const char *prm[PARAM_N];
-	int got, is_unix = 0, own = getenv("FCGI_WEB_SERVER_ADDRS") == NULL;
+	int got, rc, is_unix = 0, own = getenv("FCGI_WEB_SERVER_ADDRS") == NULL;
 	int now;
 
 	serve_conn_init(&c);
-	FCGX_InitRequest(&req, p->listen_fd, 0);
+	/* When this thread accepts (own), libfcgi must never accept on its
+	 * own: its connections would miss the timeouts and the lock. */
+	FCGX_InitRequest(&req, own ? -1 : p->listen_fd, 0);
 	for (;;) {
 		pthread_mutex_lock(&p->accept_lock);
 		got = own ? serve_accept(p, &req, &is_unix) :
@@ -398,20 +429,36 @@ serve_thread(void *arg)
 		pthread_mutex_unlock(&p->accept_lock);
 		if (!got)
 			break;
-		if (own && is_unix && !serve_not_silent(req.ipcFd)) {
-			close(req.ipcFd);
-			req.ipcFd = -1;
-			continue;
+		/* Reads the request's parameters outside the lock. A
+		 * unix-socket connection does not inherit the listening
+		 * socket's timeouts (TCP does): bound its reads here, which
+		 * also drops a connection that stays silent (libfcgi's own
+		 * accept does that after 2 seconds, with a poll per
+		 * request); its writes are bounded below, where they can
+		 * wait. On an error (a timeout included) libfcgi closes the
+		 * connection ("detached": at once, not with its shut down
+		 * and read for up to 2 more seconds) and tries to accept
+		 * again on listen_sock, which is -1 here: it returns at
+		 * once. */
+		if (own) {
+			if (is_unix)
+				(void)serve_timeout(req.ipcFd, SO_RCVTIMEO,
+				    p->io_timeout);
+			req.detached = 1;
+			rc = FCGX_Accept_r(&req);
+			req.detached = 0;
+			if (rc != 0)
+				continue;
 		}
-		/* Reads the request's parameters outside the lock. On a
-		 * protocol error libfcgi closes the connection (and may try
-		 * an accept of its own, which the non-blocking socket ends
-		 * with EAGAIN at once). */
-		if (own && FCGX_Accept_r(&req) != 0)
-			continue;
 		serve_fcgi_params(req.envp, prm);
 		serve_one(p->env, &c, prm, p->max_body, serve_fcgi_read,
 		    req.in, request_now_ns());
+		/* A write waits only once the socket's buffer (about 200 KB
+		 * on a unix socket) is full and the web server reads no
+		 * more: bound it for answers that could fill it. */
+		if (own && is_unix && c.head.len > SERVE_SMALL_ANSWER)
+			(void)serve_timeout(req.ipcFd, SO_SNDTIMEO,
+			    p->io_timeout);
 		FCGX_PutStr(c.head.data, (int)c.head.len, req.out);
 		/* One request per connection: a kept connection would block
 		 * this thread in a read that no stop signal can end.
@@ -425,6 +472,9 @@ serve_thread(void *arg)
 		 * +8-13 % requests/s at 16 connections, +22-24 % at 64). */
 		now = own && is_unix && serve_fcgi_read_all(&c, req.in);
 		req.keepConnection = now;	/* libfcgi leaves the fd to us */
+		/* A body that stopped arriving: no shut down and read until
+		 * the web server closes, which a trickle could make last. */
+		req.detached = c.body_timed_out;
 		FCGX_Finish_r(&req);
 		if (now && req.ipcFd >= 0) {
 			close(req.ipcFd);

@@ -18,7 +18,15 @@ struct serve_pool {
 	pthread_mutex_t		 accept_lock;	/* one thread polls at once */
 	atomic_int		 stopping;
 	size_t			 max_body;
+	unsigned		 io_timeout;	/* seconds; see serve_timeouts() */
 };
+
+/* Bounds every read from and write to the web server on fd by seconds
+ * (SO_RCVTIMEO, SO_SNDTIMEO): a read or write that waits longer fails, and
+ * the request with it, instead of holding its thread for ever. Set on the
+ * listening socket, TCP connections inherit it; unix-socket connections do
+ * not, and serve_thread() sets it on each. Returns 0, or -1 with errno. */
+int	serve_timeouts(int fd, unsigned seconds);
 
 /* A request thread: accepts and answers requests until pool->stopping is
  * set and wake_fd becomes readable. A request in flight is finished. */

@@ -25,6 +25,8 @@ struct request {
 	const char	*body_error;	/* static: why the body is unusable
 					 * (short of its Content-Length, a
 					 * malformed length), or NULL */
+	int		 body_timed_out; /* the web server sent nothing for
+					 * the I/O timeout mid-body */
 	uint64_t	 start_ns;	/* request_now_ns() when accepted, or 0 */
 };
 

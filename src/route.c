@@ -232,7 +232,11 @@ route_handle(const struct route_env *env, const struct request *req,
 		return;
 	}
 	c.reg = registry_acquire(env->models);
-	r->fn(&c);
+	if (req->body_timed_out)
+		response_error(res, 408, "The request body stopped arriving "
+		    "for longer than the I/O timeout");
+	else
+		r->fn(&c);
 	metrics_request(r->pattern, c.model, res->status, route_seconds(req));
 	registry_release((struct registry *)c.reg);
 }

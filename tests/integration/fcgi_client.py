@@ -325,6 +325,30 @@ class Mlfcgi:
             return ''
 
 
+def sockets(pid):
+    """How many sockets process pid has open (its FastCGI connections,
+    its listening socket and any others)."""
+    n = 0
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            n += os.readlink('/proc/%d/fd/%s' % (pid, fd)).startswith(
+                'socket:')
+        except OSError:
+            pass
+    return n
+
+
+def idle_sockets(m, seconds=1.0):
+    """The sockets Mlfcgi m holds with no connection: the fewest seen over
+    seconds (wait_up()'s probe connection may still be open at first)."""
+    least = sockets(m.pid)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        least = min(least, sockets(m.pid))
+    return least
+
+
 # ---------------------------------------------------------------------------
 # The audit database, seen from outside (the sqlite3 program)
 

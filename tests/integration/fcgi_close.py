@@ -84,18 +84,6 @@ def hangup_within(s, seconds):
                 return True
 
 
-def sockets(pid):
-    """How many sockets the process has open."""
-    n = 0
-    for fd in os.listdir('/proc/%d/fd' % pid):
-        try:
-            n += os.readlink('/proc/%d/fd/%s' % (pid, fd)).startswith(
-                'socket:')
-        except OSError:
-            pass
-    return n
-
-
 def start(name, addr, args):
     m = fc.Mlfcgi(BIN, ['--model', MODEL] + args,
                   os.path.join(tmp, name + '.log'), addr=addr)
@@ -105,24 +93,13 @@ def start(name, addr, args):
     return m
 
 
-def idle_sockets(m, seconds=1.0):
-    """The sockets m holds with no connection: the fewest seen over
-    seconds (wait_up()'s probe connection may still be open at first)."""
-    least = sockets(m.pid)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.02)
-        least = min(least, sockets(m.pid))
-    return least
-
-
 def settle(m, want, seconds=5):
     """Waits until m has want sockets open; returns how many it has."""
     deadline = time.monotonic() + seconds
-    n = sockets(m.pid)
+    n = fc.sockets(m.pid)
     while n != want and time.monotonic() < deadline:
         time.sleep(0.02)
-        n = sockets(m.pid)
+        n = fc.sockets(m.pid)
     return n
 
 
@@ -130,7 +107,7 @@ def main():
     # One request thread: a thread held by a connection would show.
     u = start('unix', os.path.join(tmp, 'mlfcgi.sock'),
               ['--threads', '1', '--max-batch', '5000'])
-    base = idle_sockets(u)
+    base = fc.idle_sockets(u)
 
     s, st, body = send_request(u.addr, POST, fc.SETOSA)
     t.ok(st == 200 and b'setosa' in body,
@@ -181,14 +158,14 @@ def main():
 
     # TCP: libfcgi's close, unchanged.
     tcp = start('tcp', None, ['--threads', '1'])
-    tbase = idle_sockets(tcp)
+    tbase = fc.idle_sockets(tcp)
     s, st, body = send_request(tcp.addr, POST, fc.SETOSA)
     t.ok(st == 200 and b'setosa' in body, 'TCP: /predict answers 200 (%d)'
          % st)
     time.sleep(0.3)
-    t.is_(sockets(tcp.pid), tbase + 1, 'TCP: mlfcgi keeps libfcgi\'s close: '
-          'the connection stays open on its side while ours is (0.3 s after '
-          'the answer)')
+    t.is_(fc.sockets(tcp.pid), tbase + 1, 'TCP: mlfcgi keeps libfcgi\'s '
+          'close: the connection stays open on its side while ours is (0.3 s '
+          'after the answer)')
     s.close()
     t.is_(settle(tcp, tbase), tbase, 'TCP: ... and is closed once we close')
 

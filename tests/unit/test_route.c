@@ -312,6 +312,38 @@ test_413(void **state)
 	    "1048576 bytes");
 }
 
+/* A body the front stopped waiting for: 408, on a body route and on a
+ * route that reads none, with the front's partial body ignored. */
+static void
+test_408(void **state)
+{
+	static const char *const paths[][2] = {
+		{ "POST", "/predict" }, { "GET", "/health" },
+		{ "POST", "/models/iris/predict" }
+	};
+	struct fixture *f = *state;
+	struct request req;
+	size_t i;
+
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		memset(&req, 0, sizeof(req));
+		req.method = paths[i][0];
+		req.path = paths[i][1];
+		req.content_type = "application/json";
+		req.body = "";
+		req.body_len = 0;
+		req.body_timed_out = 1;
+		response_reset(&f->res);
+		route_handle(&f->env, &req, &f->res, &f->scratch);
+		cJSON_Delete(f->body);
+		f->body = cJSON_Parse(f->res.body.data);
+		assert_non_null(f->body);
+		assert_detail(f, 408, "The request body stopped arriving for "
+		    "longer than the I/O timeout");
+	}
+	assert_string_equal(response_reason(408), "Request Timeout");
+}
+
 static void
 test_415(void **state)
 {
@@ -590,6 +622,7 @@ main(void)
 		cmocka_unit_test(test_predict_positional),
 		cmocka_unit_test(test_predict_422),
 		cmocka_unit_test(test_413),
+		cmocka_unit_test(test_408),
 		cmocka_unit_test(test_415),
 		cmocka_unit_test(test_content_type_accepted),
 		cmocka_unit_test(test_predict_no_model_503),
