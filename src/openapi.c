@@ -114,6 +114,8 @@ static const char openapi_common_responses[] =
 	"\"Allow\":{\"schema\":{\"type\":\"string\"}}},\"content\":{"
 	"\"application/json\":{\"schema\":{\"$ref\":"
 	"\"#/components/schemas/HTTPError\"}}}},"
+	"\"RequestTimeout\":" OPENAPI_ERROR("The body stopped arriving for "
+	"longer than --io-timeout") ","
 	"\"PayloadTooLarge\":" OPENAPI_ERROR("The body is larger than "
 	"--max-body; it was not read") ","
 	"\"UnsupportedMediaType\":" OPENAPI_ERROR("A Content-Type other than "
@@ -475,7 +477,8 @@ openapi_predict_op(struct openapi *o, const struct model *m,
 	if (by_path)
 		buf_puts(b, ",\"404\":{\"$ref\":"
 		    "\"#/components/responses/NotFound\"}");
-	buf_puts(b, ",\"413\":{\"$ref\":\"#/components/responses/"
+	buf_puts(b, ",\"408\":{\"$ref\":\"#/components/responses/"
+	    "RequestTimeout\"},\"413\":{\"$ref\":\"#/components/responses/"
 	    "PayloadTooLarge\"},\"415\":{\"$ref\":\"#/components/responses/"
 	    "UnsupportedMediaType\"},\"422\":{\"$ref\":\"#/components/"
 	    "responses/ValidationFailed\"},\"500\":{\"$ref\":\"#/components/"

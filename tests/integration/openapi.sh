@@ -125,10 +125,10 @@ is "$(jq -c '[.paths | keys[] | select(startswith("/models/") and endswith("/pre
     "$WANT" "D: a predict path per loaded model and per version, and no other"
 is "$(jq -r '[.paths | keys[] | select(test("/versions/"))] | length' "$DOC")" 6 \
     "D: six model versions documented (iris x2, house, odd, a_b, a)"
-jd "D: every predict operation: POST with JSON and form bodies and 200/413/415/422/500" \
+jd "D: every predict operation: POST with JSON and form bodies and 200/408/413/415/422/500" \
     '[.paths | to_entries[] | select(.key | endswith("/predict")) | .value | keys == ["post"] and
       (.post.requestBody.content | keys == ["application/json", "application/x-www-form-urlencoded"]) and
-      (.post.responses | has("200") and has("413") and has("415") and has("422") and has("500"))] | all'
+      (.post.responses | has("200") and has("408") and has("413") and has("415") and has("422") and has("500"))] | all'
 jd "D: model paths answer 404 (a reload may remove the model); /predict 503 (none loaded)" \
     '([.paths | to_entries[] | select(.key | startswith("/models/") and endswith("/predict")) | .value.post.responses | has("404")] | all)
      and (.paths["/predict"].post.responses | has("503"))'
@@ -230,8 +230,8 @@ jd "D: 422 is FastAPI's HTTPValidationError: detail = [ValidationError {type, lo
           .properties.detail.items["$ref"] == "#/components/schemas/ValidationError")
      and (.components.schemas.ValidationError | .required == ["type","loc","msg"] and
           .properties.loc.items.anyOf == [{"type":"string"},{"type":"integer"}])'
-jd "D: 404, 405, 413, 415, 500, 503 are {\"detail\": string}" \
-    '([.components.responses | (.NotFound, .MethodNotAllowed, .PayloadTooLarge, .UnsupportedMediaType, .ModelFailure, .NoModel)
+jd "D: 404, 405, 408, 413, 415, 500, 503 are {\"detail\": string}" \
+    '([.components.responses | (.NotFound, .MethodNotAllowed, .RequestTimeout, .PayloadTooLarge, .UnsupportedMediaType, .ModelFailure, .NoModel)
        | .content["application/json"].schema["$ref"] == "#/components/schemas/HTTPError"] | all)
      and .components.schemas.HTTPError.properties.detail.type == "string"'
 jd "D: /models/{name}: a path parameter listing the model names" \
