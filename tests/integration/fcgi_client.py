@@ -96,6 +96,25 @@ def _parse_cgi(out):
     return int(status) if status.isdigit() else 0, headers, body
 
 
+def begin_record():
+    """FCGI_BEGIN_REQUEST for a responder, the connection not kept."""
+    return _record(FCGI_BEGIN_REQUEST, struct.pack('>HB5x', FCGI_RESPONDER, 0))
+
+
+def read_answer(s):
+    """Reads one answer from socket s up to FCGI_END_REQUEST. Returns
+    (status, headers, body); raises OSError, ConnectionError or
+    struct.error when the connection fails or ends first."""
+    out = []
+    while True:
+        _, rtype, _, clen, pad = struct.unpack('>BBHHBx', _read_exact(s, 8))
+        content = _read_exact(s, clen + pad)[:clen]
+        if rtype == FCGI_STDOUT:
+            out.append(content)
+        elif rtype == FCGI_END_REQUEST:
+            return _parse_cgi(b''.join(out))
+
+
 def request(addr, params, body=b'', timeout=30, content_length=None):
     """One FastCGI request. params: dict of CGI variables (REQUEST_METHOD,
     SCRIPT_NAME, ... as str); CONTENT_LENGTH is len(body) for a POST or a
@@ -113,20 +132,9 @@ def request(addr, params, body=b'', timeout=30, content_length=None):
     except OSError as e:
         return Response(error='connect: %s' % e)
     try:
-        s.sendall(_record(FCGI_BEGIN_REQUEST,
-                          struct.pack('>HB5x', FCGI_RESPONDER, 0)) +
-                  _stream(FCGI_PARAMS, _params(p)) + _stream(FCGI_STDIN, body))
-        out = []
-        while True:
-            ver, rtype, _, clen, pad = struct.unpack('>BBHHBx',
-                                                     _read_exact(s, 8))
-            content = _read_exact(s, clen + pad)[:clen]
-            if rtype == FCGI_STDOUT:
-                out.append(content)
-            elif rtype == FCGI_END_REQUEST:
-                break
-        status, headers, rbody = _parse_cgi(b''.join(out))
-        return Response(status, headers, rbody)
+        s.sendall(begin_record() + _stream(FCGI_PARAMS, _params(p)) +
+                  _stream(FCGI_STDIN, body))
+        return Response(*read_answer(s))
     except (OSError, ConnectionError, struct.error) as e:
         return Response(error='%s: %s' % (type(e).__name__, e))
     finally:

@@ -24,7 +24,6 @@ import json
 import os
 import select
 import shutil
-import struct
 import sys
 import tempfile
 import time
@@ -52,20 +51,9 @@ def send_request(addr, params, body, content_length=None):
         p['CONTENT_LENGTH'] = str(len(body) if content_length is None
                                   else content_length)
     s = fc.connect(addr, 60)
-    s.sendall(fc._record(fc.FCGI_BEGIN_REQUEST,
-                         struct.pack('>HB5x', fc.FCGI_RESPONDER, 0)) +
-              fc._stream(fc.FCGI_PARAMS, fc._params(p)) +
+    s.sendall(fc.begin_record() + fc._stream(fc.FCGI_PARAMS, fc._params(p)) +
               fc._stream(fc.FCGI_STDIN, body))
-    out = []
-    while True:
-        _, rtype, _, clen, pad = struct.unpack('>BBHHBx',
-                                               fc._read_exact(s, 8))
-        content = fc._read_exact(s, clen + pad)[:clen]
-        if rtype == fc.FCGI_STDOUT:
-            out.append(content)
-        elif rtype == fc.FCGI_END_REQUEST:
-            break
-    status, _, rbody = fc._parse_cgi(b''.join(out))
+    status, _, rbody = fc.read_answer(s)
     return s, status, rbody
 
 

@@ -47,11 +47,6 @@ tmp = tempfile.mkdtemp(prefix='mlfcgi-timeout.')
 procs = []
 
 
-def begin():
-    return fc._record(fc.FCGI_BEGIN_REQUEST,
-                      struct.pack('>HB5x', fc.FCGI_RESPONDER, 0))
-
-
 def params(body_len):
     p = dict(POST)
     p['CONTENT_LENGTH'] = str(body_len)
@@ -79,19 +74,10 @@ def read_answer(s, seconds):
     """Reads one answer up to FCGI_END_REQUEST. Returns (status, headers,
     body), or (0, {}, b'') if none came within seconds."""
     s.settimeout(seconds)
-    out = []
     try:
-        while True:
-            _, rtype, _, clen, pad = struct.unpack(
-                '>BBHHBx', fc._read_exact(s, 8))
-            content = fc._read_exact(s, clen + pad)[:clen]
-            if rtype == fc.FCGI_STDOUT:
-                out.append(content)
-            elif rtype == fc.FCGI_END_REQUEST:
-                break
-    except (OSError, EOFError, struct.error):
+        return fc.read_answer(s)
+    except (OSError, struct.error):
         return 0, {}, b''
-    return fc._parse_cgi(b''.join(out))
 
 
 def let_go_within(m, base, seconds):
@@ -134,7 +120,7 @@ def read_cases(m, kind):
     # Half the parameters, then nothing.
     s = fc.connect(m.addr, 30)
     p = params(len(fc.SETOSA))
-    s.sendall(begin() + p[:len(p) // 2])
+    s.sendall(fc.begin_record() + p[:len(p) // 2])
     took = closed_within(s, LET_GO_S)
     t.ok(took is not None, '%s: a connection that stops halfway through '
          'its parameters is closed (%s s)'
@@ -144,7 +130,7 @@ def read_cases(m, kind):
 
     # The parameters and 20 of 100 bytes of body, then nothing.
     s = fc.connect(m.addr, 30)
-    s.sendall(begin() + params(100) +
+    s.sendall(fc.begin_record() + params(100) +
               fc._record(fc.FCGI_STDIN, b'{"features": [5.1, 3'))
     status, headers, body = read_answer(s, LET_GO_S)
     try:
@@ -171,7 +157,8 @@ def main():
     rows = [[5.1 + i % 7 * 0.1, 3.5, 1.4, 0.2] for i in range(20000)]
     big = json.dumps({'instances': rows}).encode()
     s = fc.connect(u.addr, 30)
-    s.sendall(begin() + params(len(big)) + fc._stream(fc.FCGI_STDIN, big))
+    s.sendall(fc.begin_record() + params(len(big)) +
+              fc._stream(fc.FCGI_STDIN, big))
     time.sleep(0.5)
     r = fc.predict(u.addr, timeout=LET_GO_S)
     t.is_(r.status, 200, 'unix socket: while an answer of 20000 predictions '
