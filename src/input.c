@@ -60,14 +60,15 @@ input_add(struct input *in, const char *name, size_t name_len,
 /* Request bodies are parsed into a per-thread arena instead of one
  * malloc per node and string: a bump allocator, emptied when the last of
  * its blocks is freed (cJSON_Delete() of the tree, at input_free()). Blocks
- * past its size come from malloc. Only input_parse_json() allocates from
- * it, so a tree from the arena is made and freed on one thread. */
+ * past its size come from malloc. Only the parsers between
+ * input_json_begin() and input_json_end() allocate from it, so a tree from
+ * the arena is made and freed on one thread. */
 #define INPUT_ARENA_SIZE 32768
 
 static _Thread_local struct {
 	size_t			used;	/* bytes handed out */
 	size_t			live;	/* blocks not yet freed */
-	int			on;	/* inside input_parse_json() */
+	int			on;	/* between input_json_begin() and _end() */
 	_Alignas(16) char	mem[INPUT_ARENA_SIZE];
 } input_arena;
 
@@ -124,6 +125,18 @@ input_json_hooks(void)
 	cJSON_InitHooks(&h);
 }
 
+void
+input_json_begin(void)
+{
+	input_arena.on = 1;
+}
+
+void
+input_json_end(void)
+{
+	input_arena.on = 0;
+}
+
 cJSON *
 input_parse_json(const char *text, size_t len, size_t *error_at)
 {
@@ -133,9 +146,9 @@ input_parse_json(const char *text, size_t len, size_t *error_at)
 
 	/* cJSON's own trailing-data check misreads trailing white space, so
 	 * parse without it and check the rest here. */
-	input_arena.on = 1;
+	input_json_begin();
 	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-	input_arena.on = 0;
+	input_json_end();
 	off = end != NULL && end >= text && end <= text + len ?
 	    (size_t)(end - text) : 0;
 	if (root == NULL) {

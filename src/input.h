@@ -59,10 +59,17 @@ void	input_reset(struct input *in);
 /* Appends a field; name and value must live as long as the input. */
 void	input_add(struct input *in, const char *name, size_t name_len,
 	    const struct value *v);
-/* Makes cJSON allocate through input.c, so that input_parse_json() can
- * build its trees in a per-thread arena (no malloc per node). Call once,
- * before other threads use cJSON; without it cJSON uses malloc. */
+/* Makes cJSON allocate through input.c, so that input_parse_json() and
+ * decode_json() can build their trees in a per-thread arena (no malloc per
+ * node). Call once, before other threads use cJSON; without it cJSON uses
+ * malloc. */
 void	input_json_hooks(void);
+/* Between these two, the cJSON nodes and strings this thread makes come
+ * from its arena (once input_json_hooks() ran); only a parser building a
+ * request's tree belongs there. The tree must be freed on the same thread.
+ * Not nested. */
+void	input_json_begin(void);
+void	input_json_end(void);
 /* Parses exactly one JSON document from text[0..len): trailing bytes other
  * than white space are an error. Returns the tree (caller frees with
  * cJSON_Delete, on the same thread), or NULL with *error_at set to the offending offset. */

@@ -562,6 +562,150 @@ test_json_overflow_is_inf(void **state)
 	dec_done(&d);
 }
 
+/* decode_json() builds its tree itself (one strict pass, Clinger's fast
+ * path for numbers); it must be the tree cJSON's own parser makes of the
+ * same document: the same shape, names, strings and bit-identical numbers. */
+static void
+assert_same_tree(const cJSON *a, const cJSON *b)
+{
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(a->type & 0xFF, b->type & 0xFF);
+	if (a->string != NULL || b->string != NULL) {
+		assert_non_null(a->string);
+		assert_non_null(b->string);
+		assert_string_equal(a->string, b->string);
+	}
+	if (cJSON_IsString(a))
+		assert_string_equal(a->valuestring, b->valuestring);
+	if (cJSON_IsNumber(a)) {
+		if (memcmp(&a->valuedouble, &b->valuedouble,
+		    sizeof(double)) != 0)
+			fail_msg("number %.17g, cJSON %.17g", a->valuedouble,
+			    b->valuedouble);
+		assert_int_equal(a->valueint, b->valueint);
+	}
+	for (a = a->child, b = b->child; a != NULL || b != NULL;
+	    a = a->next, b = b->next)
+		assert_same_tree(a, b);
+}
+
+static void
+assert_tree_as_cjson(const char *body)
+{
+	struct dec d;
+	cJSON *ref;
+
+	json_run(&d, body);
+	if (d.rc != 0)
+		fail_msg("rejected: %s", body);
+	ref = cJSON_ParseWithLength(body, strlen(body));
+	assert_non_null(ref);
+	assert_same_tree(d.in.json, ref);
+	cJSON_Delete(ref);
+	dec_done(&d);
+}
+
+static void
+test_json_tree_as_cjson(void **state)
+{
+	static const char *docs[] = {
+		"{}",
+		"{\"a\":[],\"b\":{},\"c\":[[]],\"d\":[{}]}",
+		"{\"a\":true,\"b\":false,\"c\":null,\"d\":\"\",\"e\":[1,\"x\"]}",
+		"{ \"a\" : { \"b\" : [ 1 , { \"c\" : [ ] } ] } , \"d\":2 }",
+		"{\"a\":1,\"a\":2,\"a\":\"three\"}",
+		"{\"esc\":\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t end\"}",
+		"{\"u\":\"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\\uFFFF\\u07ff\"}",
+		"{\"\\u00e9t\\u00e9\":\"\xc3\xa9t\xc3\xa9 \xe2\x98\xba "
+		    "\xf0\x9f\x98\x80\"}",
+		"{\"n\":[0,-0,0.0,-0.0,0e5,-0E-5,1,-1,10,1e1,1E+1,1e-1,0.1]}",
+		"{\"n\":[0.30000000000000004,5e-324,2.2250738585072014e-308,"
+		    "1.7976931348623157e308,1e308,1e-308,1e22,1e23,1e-22,"
+		    "1e-23,9007199254740992,9007199254740993,"
+		    "9007199254740991.5,123456789012345678901234567890,"
+		    "0.000000000000000000000000000001,4.35,5.1,3.5,1.4,0.2,"
+		    "2147483647,2147483648,-2147483648,-2147483649,1e999,"
+		    "-1e999,1e-999,1.00000000000000000000000000000001]}",
+	};
+	uint64_t x = 0x9E3779B97F4A7C15u;
+	char body[8192];
+	size_t i, k, len;
+
+	(void)state;
+	for (i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
+		assert_tree_as_cjson(docs[i]);
+	/* Random numbers: 1..19 integer digits, 0..19 fraction digits, an
+	 * exponent in -340..340 or none: every path of the conversion, the
+	 * fast one and strtod()'s. */
+	for (i = 0; i < 400; i++) {
+		len = (size_t)snprintf(body, sizeof(body), "{\"n\":[");
+		for (k = 0; k < 60; k++) {
+			int nint, nfrac, j;
+
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			nint = 1 + (int)(x % 19);
+			nfrac = (int)(x >> 8) % 20;
+			if (k > 0)
+				body[len++] = ',';
+			if ((x >> 16) & 1)
+				body[len++] = '-';
+			for (j = 0; j < nint; j++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				body[len++] = (char)('0' + (j == 0 && nint > 1 ?
+				    1 + x % 9 : x % 10));
+			}
+			if (nfrac > 0) {
+				body[len++] = '.';
+				for (j = 0; j < nfrac; j++) {
+					x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+					body[len++] = (char)('0' + x % 10);
+				}
+			}
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			if (x % 3 != 0)
+				len += (size_t)snprintf(body + len,
+				    sizeof(body) - len, "e%d",
+				    (int)(x >> 8 & 0x3FF) % 681 - 340 +
+				    (x % 3 == 1 ? 0 : 0));
+		}
+		len += (size_t)snprintf(body + len, sizeof(body) - len, "]}");
+		assert_true(len < sizeof(body));
+		assert_tree_as_cjson(body);
+	}
+	/* And the exponents around the fast path's edge, +-22, with short
+	 * and long digit strings. */
+	for (i = 0; i < 2000; i++) {
+		int e1, e2;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		e1 = (int)((x >> 40) % 9) + 18;		/* 18..26 */
+		e2 = (int)((x >> 30) % 9) + 18;
+		snprintf(body, sizeof(body), "{\"n\":[%llue%d,%llu.%llue%d]}",
+		    (unsigned long long)(x % 10000000), (x >> 50) & 1 ? -e1 : e1,
+		    (unsigned long long)(x >> 11),
+		    (unsigned long long)(x >> 44), (x >> 52) & 1 ? -e2 : e2);
+		assert_tree_as_cjson(body);
+	}
+}
+
+/* A \u escape of a UTF-16 surrogate that is not half of a pair has no
+ * UTF-8 form: json_invalid at the escape (cJSON refused these too). */
+static void
+test_json_lone_surrogate(void **state)
+{
+	(void)state;
+	assert_json_invalid_str("{\"a\":\"x\\ud800\"}", 7,
+	    "lone UTF-16 surrogate in a \\u escape");
+	assert_json_invalid_str("{\"a\":\"\\udc00\"}", 6,
+	    "lone UTF-16 surrogate in a \\u escape");
+	assert_json_invalid_str("{\"a\":\"\\ud800\\u0041\"}", 6,
+	    "lone UTF-16 surrogate in a \\u escape");
+	assert_json_invalid_str("{\"\\ud83d\\ud83d\":1}", 2,
+	    "lone UTF-16 surrogate in a \\u escape");
+	assert_tree_as_cjson("{\"a\":\"\\uD83D\\uDE00\\udbff\\udfff\"}");
+}
+
 /* ---- decode_form ----------------------------------------------------- */
 
 static void
@@ -929,6 +1073,8 @@ main(void)
 		cmocka_unit_test(test_json_deep_nesting),
 		cmocka_unit_test(test_json_huge_number),
 		cmocka_unit_test(test_json_overflow_is_inf),
+		cmocka_unit_test(test_json_tree_as_cjson),
+		cmocka_unit_test(test_json_lone_surrogate),
 		cmocka_unit_test(test_form_plus_and_percent),
 		cmocka_unit_test(test_form_bad_escapes),
 		cmocka_unit_test(test_form_nul),
