@@ -45,32 +45,6 @@ buf_reserve(struct buf *b, size_t extra)
 }
 
 void
-buf_append(struct buf *b, const void *p, size_t n)
-{
-	if (b->cap - b->len <= n)	/* cap >= len + 1 once allocated */
-		buf_reserve(b, n);
-	if (n > 0)
-		memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
-
-void
-buf_puts(struct buf *b, const char *s)
-{
-	buf_append(b, s, strlen(s));
-}
-
-void
-buf_putc(struct buf *b, char c)
-{
-	if (b->cap - b->len <= 1)
-		buf_reserve(b, 1);
-	b->data[b->len++] = c;
-	b->data[b->len] = '\0';
-}
-
-void
 buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
@@ -147,25 +121,36 @@ buf_utf8_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+/* 1 for the bytes a JSON string holds as they are: printable ASCII but
+ * '"' and '\\'. */
+static const unsigned char buf_json_plain[256] = {
+	[0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/*  !"#... */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,		/* 0-9 ... */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,		/* @A-O */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,		/* P-Z[\]^_ */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,		/* `a-o */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,		/* p-z{|}~DEL */
+};
+
 void
 buf_json_strn(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, run = 0;
+	size_t i = 0, start;
 
 	buf_reserve(b, n + 2);
-	buf_putc(b, '"');
-	while (i < n) {
-		unsigned char c = p[i];
+	b->data[b->len++] = '"';
+	for (;;) {
+		unsigned char c;
 		size_t l;
 
-		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-			i++, run++;
+		for (start = i; i < n && buf_json_plain[p[i]]; i++)
 			continue;
-		}
-		buf_append(b, p + i - run, run);
-		run = 0;
+		buf_append(b, p + start, i - start);
+		if (i == n)
+			break;
+		c = p[i];
 		if (c >= 0x80) {
 			l = buf_utf8_len(p + i, n - i);
 			if (l == 0) {
@@ -191,7 +176,6 @@ buf_json_strn(struct buf *b, const char *s, size_t n)
 		}
 		i++;
 	}
-	buf_append(b, p + i - run, run);
 	buf_putc(b, '"');
 }
 

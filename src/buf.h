@@ -10,6 +10,7 @@
 #define MLFCGI_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct buf {
 	char	*data;	/* NUL-terminated; NULL until the first append */
@@ -23,10 +24,36 @@ void	buf_init(struct buf *b);
 void	buf_free(struct buf *b);
 /* Empties the buffer but keeps its memory for reuse. */
 void	buf_reset(struct buf *b);
+/* Makes room for extra more bytes and the NUL. */
 void	buf_reserve(struct buf *b, size_t extra);
-void	buf_append(struct buf *b, const void *p, size_t n);
-void	buf_puts(struct buf *b, const char *s);
-void	buf_putc(struct buf *b, char c);
+
+/* The three appenders are inline: they run a few dozen times per answer,
+ * and buf_puts() of a literal then costs no strlen(). */
+static inline void
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (b->cap - b->len <= n)	/* cap >= len + 1 once allocated */
+		buf_reserve(b, n);
+	if (n > 0)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+static inline void
+buf_puts(struct buf *b, const char *s)
+{
+	buf_append(b, s, strlen(s));
+}
+
+static inline void
+buf_putc(struct buf *b, char c)
+{
+	if (b->cap - b->len <= 1)
+		buf_reserve(b, 1);
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+}
 void	buf_printf(struct buf *b, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 /* Appends n in decimal (printf's "%llu", without printf). */
