@@ -134,31 +134,26 @@ metrics_find(const char *name, const char *labels, uint64_t h)
 }
 
 /* Adds n to the series name{labels}, making it the first time. */
-static void
-metrics_add(const char *name, const struct metrics_labels *l, uint64_t n)
+/* The series name{labels}, made the first time; NULL when
+ * METRICS_SERIES_MAX are taken or the labels did not fit. */
+static struct series *
+metrics_series(const char *name, const struct metrics_labels *l)
 {
 	struct series *s;
 	uint64_t h;
 	size_t k, i;
 
-	if (l->over) {
-		atomic_fetch_add_explicit(&M.overflow, n,
-		    memory_order_relaxed);
-		return;
-	}
+	if (l->over)
+		return NULL;
 	h = metrics_hash(name, l->s);
-	if ((s = metrics_find(name, l->s, h)) != NULL) {
-		atomic_fetch_add_explicit(&s->value, n, memory_order_relaxed);
-		return;
-	}
+	if ((s = metrics_find(name, l->s, h)) != NULL)
+		return s;
 	pthread_mutex_lock(&M.lock);
 	if ((s = metrics_find(name, l->s, h)) == NULL) {
 		k = atomic_load_explicit(&M.n_series, memory_order_relaxed);
 		if (k == METRICS_SERIES_MAX) {
 			pthread_mutex_unlock(&M.lock);
-			atomic_fetch_add_explicit(&M.overflow, n,
-			    memory_order_relaxed);
-			return;
+			return NULL;
 		}
 		s = &M.series[k];
 		s->name = name;
@@ -175,7 +170,69 @@ metrics_add(const char *name, const struct metrics_labels *l, uint64_t n)
 		    memory_order_release);
 	}
 	pthread_mutex_unlock(&M.lock);
-	atomic_fetch_add_explicit(&s->value, n, memory_order_relaxed);
+	return s;
+}
+
+/* Adds n to series s, or to the overflow count when s is NULL. */
+static void
+metrics_bump(struct series *s, uint64_t n)
+{
+	atomic_fetch_add_explicit(s != NULL ? &s->value : &M.overflow, n,
+	    memory_order_relaxed);
+}
+
+/* Adds n to the series name{labels}, making it the first time. */
+static void
+metrics_add(const char *name, const struct metrics_labels *l, uint64_t n)
+{
+	metrics_bump(metrics_series(name, l), n);
+}
+
+/* Each thread remembers the series it counted a request and its
+ * predictions in last: a server counts the same few series over and over,
+ * and rendering, hashing and finding their labels was most of what
+ * counting cost. A memo is keyed by the label values themselves (copies,
+ * compared: a reload may give a new model the address of an old one), and
+ * series are never freed, so a hit is the series a lookup would find. */
+#define METRICS_MEMO_TEXT 64	/* longer names and versions: no memo */
+
+struct metrics_memo {
+	const char	*route;		/* static pattern; NULL: no route */
+	int		 status;
+	int		 valid;
+	char		 model[METRICS_MEMO_TEXT];
+	char		 version[METRICS_MEMO_TEXT];
+	struct series	*s[3];
+};
+
+static _Thread_local struct metrics_memo metrics_memo_request,
+    metrics_memo_predictions;
+
+static int
+metrics_memo_hit(const struct metrics_memo *c, const char *route,
+    int status, const struct model *m)
+{
+	return c->valid && c->route == route && c->status == status &&
+	    strcmp(c->model, m ? m->name : "") == 0 &&
+	    strcmp(c->version, m ? m->version : "") == 0;
+}
+
+/* Keys c by its arguments; 0 when a value is too long to keep. */
+static int
+metrics_memo_key(struct metrics_memo *c, const char *route, int status,
+    const struct model *m)
+{
+	const char *name = m ? m->name : "", *version = m ? m->version : "";
+	size_t nl = strlen(name), vl = strlen(version);
+
+	c->valid = 0;
+	if (nl >= sizeof(c->model) || vl >= sizeof(c->version))
+		return 0;
+	memcpy(c->model, name, nl + 1);
+	memcpy(c->version, version, vl + 1);
+	c->route = route;
+	c->status = status;
+	return 1;
 }
 
 static void
@@ -215,25 +272,31 @@ void
 metrics_request(const char *route, const struct model *m, int status,
     double seconds)
 {
+	struct metrics_memo *c = &metrics_memo_request;
 	struct metrics_labels l;
 	struct histogram *h;
 	char code[16];
 	size_t i;
-	int n = 0;
+	int n = 0, st = status;
 
-	l.len = 0, l.over = 0, l.s[0] = '\0';
-	metrics_model_labels(&l, m);
-	metrics_label(&l, "route", route);
-	/* status: 100..999 from the router; written by hand, no printf. */
-	if (status < 0 || status > 999999)
-		status = 0;
-	do {
-		code[sizeof(code) - 2 - n++] = (char)('0' + status % 10);
-		status /= 10;
-	} while (status != 0);
-	code[sizeof(code) - 1] = '\0';
-	metrics_label(&l, "status", code + sizeof(code) - 1 - n);
-	metrics_add("mlfcgi_requests_total", &l, 1);
+	if (!metrics_memo_hit(c, route, status, m)) {
+		l.len = 0, l.over = 0, l.s[0] = '\0';
+		metrics_model_labels(&l, m);
+		metrics_label(&l, "route", route);
+		/* status: 100..999 from the router; by hand, no printf. */
+		if (st < 0 || st > 999999)
+			st = 0;
+		do {
+			code[sizeof(code) - 2 - n++] = (char)('0' + st % 10);
+			st /= 10;
+		} while (st != 0);
+		code[sizeof(code) - 1] = '\0';
+		metrics_label(&l, "status", code + sizeof(code) - 1 - n);
+		c->s[0] = metrics_series("mlfcgi_requests_total", &l);
+		c->valid = metrics_memo_key(c, route, status, m) &&
+		    c->s[0] != NULL;
+	}
+	metrics_bump(c->s[0], 1);
 	if ((h = metrics_histogram(route)) == NULL)
 		return;
 	for (i = 0; i < METRICS_NBOUNDS; i++)
@@ -247,14 +310,30 @@ metrics_request(const char *route, const struct model *m, int status,
 void
 metrics_predictions(const struct model *m, size_t n, size_t hits)
 {
+	struct metrics_memo *c = &metrics_memo_predictions;
 	struct metrics_labels l;
+	int cached = m->cache != NULL;
 
-	l.len = 0, l.over = 0, l.s[0] = '\0';
-	metrics_model_labels(&l, m);
-	metrics_add("mlfcgi_predictions_total", &l, n);
-	if (m->cache != NULL) {
-		metrics_add("mlfcgi_cache_hits_total", &l, hits);
-		metrics_add("mlfcgi_cache_misses_total", &l, n - hits);
+	/* The cache's series exist only for a model with a cache. */
+	if (!metrics_memo_hit(c, NULL, cached, m)) {
+		l.len = 0, l.over = 0, l.s[0] = '\0';
+		metrics_model_labels(&l, m);
+		c->s[0] = metrics_series("mlfcgi_predictions_total", &l);
+		c->s[1] = c->s[2] = NULL;
+		if (cached) {
+			c->s[1] = metrics_series("mlfcgi_cache_hits_total",
+			    &l);
+			c->s[2] = metrics_series("mlfcgi_cache_misses_total",
+			    &l);
+		}
+		c->valid = metrics_memo_key(c, NULL, cached, m) &&
+		    c->s[0] != NULL && (!cached || (c->s[1] != NULL &&
+		    c->s[2] != NULL));
+	}
+	metrics_bump(c->s[0], n);
+	if (cached) {
+		metrics_bump(c->s[1], hits);
+		metrics_bump(c->s[2], n - hits);
 	}
 }
 
