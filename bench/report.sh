@@ -36,12 +36,21 @@ summarize() {
 sum_field() { awk -F'\t' -v n="$1" -v c="$2" -v f="$3" '$1 == n && $2 == c { print $f }' "$SUMMARY"; }
 proc_field() { awk -F'\t' -v n="$1" -v f="$2" '$1 == n { print $f }' "$PROCS"; }
 
-# ratio A B CONNS: median rps of A over that of B, two decimals, or "n/a".
+# ratio A B CONNS: A's requests/s over B's in the same round, the median
+# of those per-round ratios, two decimals; or "n/a". Pairing within a round
+# keeps a change in the machine's load between rounds out of the ratio.
 ratio() {
-    local a b
-    a=$(sum_field "$1" "$3" 3); b=$(sum_field "$2" "$3" 3)
-    if [ -n "$a" ] && [ -n "$b" ]; then awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
-    else echo n/a; fi
+    awk -F'\t' -v a="$1" -v b="$2" -v c="$3" '
+        $2 == c && $1 == a { ra[$3] = $4 }
+        $2 == c && $1 == b { rb[$3] = $4 }
+        END {
+            n = 0
+            for (r in ra) if ((r in rb) && rb[r] > 0) v[++n] = ra[r] / rb[r]
+            if (n == 0) { print "n/a"; exit }
+            for (i = 2; i <= n; i++)     # insertion sort: a handful of rounds
+                for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            printf "%.2f", (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }' "$RUNS"
 }
 
 # verdict VALUE OP LIMIT: "met", "NOT met" or "n/a" (OP: >=, <, <=).
@@ -195,7 +204,7 @@ write_results() {
             echo "- $n: ${C_DESC[$n]}$(t=$(proc_field "$n" 5); [ -n "$t" ] && echo "; $t")"
         done
         echo
-        echo "## Ratios (median requests/s of one over the other, same run)"
+        echo "## Ratios (requests/s of one over the other in the same round; the median over the rounds)"
         echo
         printf '| ratio |'; for c in $CONNS; do printf ' %s conns |' "$c"; done; echo ' target |'
         printf '|---|'; for c in $CONNS; do printf -- '---:|'; done; echo '---|'
