@@ -203,6 +203,35 @@ test_dtoa_random_definition(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* Decimals of few digits (5.1, 0.2, 1.4490908726697348e-08's short
+ * cousins): the digits removed four and two at a time must give the
+ * reference's text. */
+static void
+test_dtoa_short_decimals(void **state)
+{
+	uint64_t x = 0xD1B54A32D192ED03u;
+	char text[64];
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < 200000; i++) {
+		unsigned digits, k;
+		uint64_t m;
+		int e;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		digits = 1 + (unsigned)(x % 15);
+		for (m = 0, k = 0; k < digits; k++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			m = m * 10 + x % 10;
+		}
+		e = (int)((x >> 20) % 60) - 40;
+		snprintf(text, sizeof(text), "%s%llue%d", (x >> 40) & 1 ? "-" :
+		    "", (unsigned long long)m, e);
+		assert_same(strtod(text, NULL));
+	}
+}
+
 /* The check above must be able to fail: texts the reference would not
  * write are refused. */
 static void
@@ -226,6 +255,7 @@ main(void)
 		cmocka_unit_test(test_dtoa_edges),
 		cmocka_unit_test(test_dtoa_definition_check),
 		cmocka_unit_test(test_dtoa_random_reference),
+		cmocka_unit_test(test_dtoa_short_decimals),
 		cmocka_unit_test(test_dtoa_random_definition),
 	};
 
