@@ -689,6 +689,53 @@ test_json_tree_as_cjson(void **state)
 	}
 }
 
+/* The trees of the server's request threads come from a per-thread arena
+ * (src/input.c, once input_json_hooks() ran; valgrind and AddressSanitizer
+ * builds keep malloc, to see every node): a tree made while another is
+ * alive, one left half-built by an error, one larger than the arena, freed
+ * in any order, must each read back intact. */
+static void
+assert_json_doc(const struct dec *d, const char *want)
+{
+	char *got = cJSON_PrintUnformatted(d->in.json);
+
+	assert_int_equal(d->rc, 0);
+	assert_string_equal(got, want);
+	cJSON_free(got);
+}
+
+static void
+test_json_arena_trees(void **state)
+{
+	struct dec a, b, c, big;
+	struct buf body = BUF_INIT;
+	int i;
+
+	(void)state;
+	input_json_hooks();
+	json_run(&a, "{\"a\":[1,2,3],\"s\":\"first\"}");
+	json_run(&b, "{\"a\":[1,2,{\"b\":\"x\",\"c\":[tru");
+	assert_one_error(&b, "json_invalid");
+	json_run(&c, "{\"t\":\"second\",\"n\":-0.5}");
+	assert_json_doc(&a, "{\"a\":[1,2,3],\"s\":\"first\"}");
+	dec_done(&a);		/* the oldest first, while c lives */
+	buf_puts(&body, "{\"k\":[");
+	for (i = 0; i < 5000; i++)	/* 5,000 nodes: past the 32 KB */
+		buf_printf(&body, "%s%d", i ? "," : "", i);
+	buf_puts(&body, "],\"z\":\"last\"}");
+	json_run(&big, body.data);
+	assert_json_doc(&c, "{\"t\":\"second\",\"n\":-0.5}");
+	assert_json_doc(&big, body.data);
+	dec_done(&c);
+	json_run(&a, "{\"again\":[true,false,null,{}]}");
+	assert_json_doc(&a, "{\"again\":[true,false,null,{}]}");
+	assert_json_doc(&big, body.data);
+	dec_done(&big);
+	dec_done(&a);
+	dec_done(&b);
+	buf_free(&body);
+}
+
 /* A \u escape of a UTF-16 surrogate that is not half of a pair has no
  * UTF-8 form: json_invalid at the escape (cJSON refused these too). */
 static void
@@ -1075,6 +1122,7 @@ main(void)
 		cmocka_unit_test(test_json_overflow_is_inf),
 		cmocka_unit_test(test_json_tree_as_cjson),
 		cmocka_unit_test(test_json_lone_surrogate),
+		cmocka_unit_test(test_json_arena_trees),
 		cmocka_unit_test(test_form_plus_and_percent),
 		cmocka_unit_test(test_form_bad_escapes),
 		cmocka_unit_test(test_form_nul),
