@@ -43,6 +43,7 @@ struct config {
 	size_t		 threads;
 	size_t		 max_body;
 	size_t		 io_timeout;
+	size_t		 body_timeout;
 	size_t		 audit_queue;
 	size_t		 audit_flush_ms;
 	size_t		 max_batch;
@@ -92,6 +93,10 @@ static const struct opt {
 	  offsetof(struct config, io_timeout), 1, 3600, "10",
 	  "seconds a read from or a write to the web server may wait "
 	  "(408 for a body that stops arriving)" },
+	{ "body-timeout", "MLFCGI_BODY_TIMEOUT", OPT_SIZE,
+	  offsetof(struct config, body_timeout), 1, 86400, "60",
+	  "seconds a whole request body may take to arrive, however it "
+	  "trickles (408 after)" },
 	{ "max-batch", "MLFCGI_MAX_BATCH", OPT_SIZE,
 	  offsetof(struct config, max_batch), 1, 1000000, "1000",
 	  "most instances in one {\"instances\": [...]} request" },
@@ -403,6 +408,7 @@ run_fastcgi(const struct config *cfg, const struct route_env *env,
 	pool.wake_fd = wake[0];
 	pool.max_body = cfg->max_body;
 	pool.io_timeout = (unsigned)cfg->io_timeout;
+	pool.body_timeout = (unsigned)cfg->body_timeout;
 	/* TCP connections inherit these; serve_thread() sets unix ones. */
 	if (serve_timeouts(listen_fd, pool.io_timeout) != 0)
 		perror("mlfcgi: warning: --io-timeout on the listening socket");

@@ -7,6 +7,7 @@
 #include <fcgiapp.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,8 @@ serve_path(const char *script_name, const char *path_info)
  * timeout, or another negative value on an error. */
 typedef int (*serve_read_fn)(void *stream, char *buf, int n);
 #define SERVE_READ_TIMEOUT (-2)
+/* ... or when the body took longer than its deadline in all. */
+#define SERVE_READ_DEADLINE (-3)
 
 /* Reads the body into c->body: at most max bytes. Sets *too_large (and
  * reads nothing more) when CONTENT_LENGTH, or the stream, exceeds max;
@@ -91,7 +94,8 @@ typedef int (*serve_read_fn)(void *stream, char *buf, int n);
  * it (a truncated upload must not become a prediction). Sets
  * c->body_whole when the body was read to its CONTENT_LENGTH or to the end
  * of the stream: too large, malformed or timed out, it was not; and
- * c->body_timed_out when it stopped arriving for the I/O timeout. */
+ * c->body_timed_out to 1 when it stopped arriving for the I/O timeout, 2
+ * when it took longer than its deadline (struct request's values). */
 static void
 serve_read_body(struct serve_conn *c, const char *clen, size_t max,
     serve_read_fn rd, void *stream, int *too_large, const char **error)
@@ -128,8 +132,8 @@ serve_read_body(struct serve_conn *c, const char *clen, size_t max,
 			break;
 		c->body.len += (size_t)n;
 	}
-	if (n == SERVE_READ_TIMEOUT) {
-		c->body_timed_out = 1;
+	if (n == SERVE_READ_TIMEOUT || n == SERVE_READ_DEADLINE) {
+		c->body_timed_out = n == SERVE_READ_DEADLINE ? 2 : 1;
 		c->body.len = 0;
 	} else if (c->body.len > max) {
 		*too_large = 1;
@@ -274,18 +278,65 @@ serve_one(const struct route_env *env, struct serve_conn *c,
 	serve_head(c, strcmp(req.method, "HEAD") != 0);
 }
 
+/* Sets the socket option opt (SO_RCVTIMEO or SO_SNDTIMEO) of fd to ns
+ * nanoseconds (at least one microsecond: 0 would mean no timeout). */
+static int
+serve_timeout_ns(int fd, int opt, uint64_t ns)
+{
+	struct timeval tv;
+
+	if (ns < 1000)
+		ns = 1000;
+	tv.tv_sec = (time_t)(ns / 1000000000u);
+	tv.tv_usec = (suseconds_t)(ns % 1000000000u / 1000);
+	return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+/* The same in seconds. */
+static int
+serve_timeout(int fd, int opt, unsigned seconds)
+{
+	return serve_timeout_ns(fd, opt, (uint64_t)seconds * 1000000000u);
+}
+
+/* A FastCGI request's body as serve_read_body() reads it: the stream, its
+ * connection, and the time by which the whole body must be in. */
+struct serve_fcgi_in {
+	FCGX_Stream	*s;
+	int		 fd;
+	uint64_t	 deadline_ns;	/* request_now_ns() clock */
+	uint64_t	 io_ns;		/* the connection's SO_RCVTIMEO */
+};
+
+/* SO_RCVTIMEO bounds each read; the deadline bounds them all, so that a
+ * body trickling in a byte at a time cannot hold the thread. libfcgi's
+ * FCGX_GetStr() reads until it has n bytes, so n is cut to what its buffer
+ * holds (1 when empty: one more read); a body that arrived with its
+ * parameters, as web servers send it, is read in one call as before. Once
+ * less than the I/O timeout is left, a read may wait only that long. */
 static int
 serve_fcgi_read(void *stream, char *buf, int n)
 {
-	int got = FCGX_GetStr(buf, n, (FCGX_Stream *)stream);
-	int e;
+	struct serve_fcgi_in *in = stream;
+	uint64_t now = request_now_ns();
+	int got, e, held = (int)(in->s->stop - in->s->rdNext);
 
-	if (got > 0)
+	if (now >= in->deadline_ns)
+		return SERVE_READ_DEADLINE;
+	if (n > held)
+		n = held > 0 ? held : 1;
+	if (held == 0 && in->deadline_ns - now < in->io_ns && in->fd >= 0) {
+		(void)serve_timeout_ns(in->fd, SO_RCVTIMEO,
+		    in->deadline_ns - now);
+		in->io_ns = in->deadline_ns - now;
+	}
+	if ((got = FCGX_GetStr(buf, n, in->s)) > 0)
 		return got;
 	/* libfcgi keeps a failed read's errno as the stream's error. */
-	e = FCGX_GetError((FCGX_Stream *)stream);
+	e = FCGX_GetError(in->s);
 	if (e == EAGAIN || e == EWOULDBLOCK)
-		return SERVE_READ_TIMEOUT;
+		return request_now_ns() >= in->deadline_ns ?
+		    SERVE_READ_DEADLINE : SERVE_READ_TIMEOUT;
 	return e != 0 ? -1 : 0;
 }
 
@@ -372,18 +423,6 @@ serve_accept(struct serve_pool *p, FCGX_Request *req, int *is_unix)
 	return 1;
 }
 
-/* Sets the socket option opt (SO_RCVTIMEO or SO_SNDTIMEO) of fd to
- * seconds. */
-static int
-serve_timeout(int fd, int opt, unsigned seconds)
-{
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)seconds;
-	tv.tv_usec = 0;
-	return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
-}
-
 int
 serve_timeouts(int fd, unsigned seconds)
 {
@@ -417,6 +456,8 @@ serve_thread(void *arg)
 	const char *prm[PARAM_N];
 	int got, rc, is_unix = 0, own = getenv("FCGI_WEB_SERVER_ADDRS") == NULL;
 	int now;
+	struct serve_fcgi_in in;
+	uint64_t start;
 
 	serve_conn_init(&c);
 	/* When this thread accepts (own), libfcgi must never accept on its
@@ -451,8 +492,14 @@ serve_thread(void *arg)
 				continue;
 		}
 		serve_fcgi_params(req.envp, prm);
-		serve_one(p->env, &c, prm, p->max_body, serve_fcgi_read,
-		    req.in, request_now_ns());
+		in.s = req.in;
+		in.fd = req.ipcFd;
+		start = request_now_ns();
+		in.deadline_ns = start + (uint64_t)p->body_timeout *
+		    1000000000u;
+		in.io_ns = (uint64_t)p->io_timeout * 1000000000u;
+		serve_one(p->env, &c, prm, p->max_body, serve_fcgi_read, &in,
+		    start);
 		/* A write waits only once the socket's buffer (about 200 KB
 		 * on a unix socket) is full and the web server reads no
 		 * more: bound it for answers that could fill it. */

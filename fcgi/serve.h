@@ -19,6 +19,7 @@ struct serve_pool {
 	atomic_int		 stopping;
 	size_t			 max_body;
 	unsigned		 io_timeout;	/* seconds; see serve_timeouts() */
+	unsigned		 body_timeout;	/* seconds a whole body may take */
 };
 
 /* Bounds every read from and write to the web server on fd by seconds

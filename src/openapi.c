@@ -115,7 +115,7 @@ static const char openapi_common_responses[] =
 	"\"application/json\":{\"schema\":{\"$ref\":"
 	"\"#/components/schemas/HTTPError\"}}}},"
 	"\"RequestTimeout\":" OPENAPI_ERROR("The body stopped arriving for "
-	"longer than --io-timeout") ","
+	"longer than --io-timeout, or was not whole after --body-timeout") ","
 	"\"PayloadTooLarge\":" OPENAPI_ERROR("The body is larger than "
 	"--max-body; it was not read") ","
 	"\"UnsupportedMediaType\":" OPENAPI_ERROR("A Content-Type other than "

@@ -25,8 +25,9 @@ struct request {
 	const char	*body_error;	/* static: why the body is unusable
 					 * (short of its Content-Length, a
 					 * malformed length), or NULL */
-	int		 body_timed_out; /* the web server sent nothing for
-					 * the I/O timeout mid-body */
+	int		 body_timed_out; /* 1: the web server sent nothing
+					 * for the I/O timeout mid-body; 2: the
+					 * body took longer than its deadline */
 	uint64_t	 start_ns;	/* request_now_ns() when accepted, or 0 */
 };
 

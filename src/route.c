@@ -232,7 +232,10 @@ route_handle(const struct route_env *env, const struct request *req,
 		return;
 	}
 	c.reg = registry_acquire(env->models);
-	if (req->body_timed_out)
+	if (req->body_timed_out == 2)
+		response_error(res, 408, "The request body took longer than "
+		    "the body timeout to arrive");
+	else if (req->body_timed_out)
 		response_error(res, 408, "The request body stopped arriving "
 		    "for longer than the I/O timeout");
 	else

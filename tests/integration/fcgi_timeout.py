@@ -15,6 +15,10 @@ would, against one request thread and --io-timeout 1:
   seconds), and answers the next request;
 - asks for an answer larger than the socket's buffer and does not read
   it: the thread gives up the write and answers the next request;
+- trickles a body a byte every 0.4 s, each wait under --io-timeout, with
+  --body-timeout 2: mlfcgi answers 408 after about 2 s, not when the
+  last byte comes (12 s); a body that comes in three pieces within the
+  2 s is answered 200;
 - the same read cases over TCP.
 Without the timeouts each of these holds the one thread, and the next
 request gets no answer.
@@ -23,6 +27,7 @@ Env: MLFCGI_BIN, SRCDIR, BUILDDIR."""
 
 import json
 import os
+import select
 import shutil
 import socket
 import struct
@@ -41,6 +46,7 @@ TIMEOUT_S = 1
 # How long a stalled connection may take to be let go: the timeout, with
 # room for a slow machine (the sanitizer tier runs this too).
 LET_GO_S = TIMEOUT_S + 6
+BODY_TIMEOUT_S = 2
 
 t = fc.Tap()
 tmp = tempfile.mkdtemp(prefix='mlfcgi-timeout.')
@@ -98,7 +104,8 @@ def next_answers(m, what):
 
 def start(name, addr, args):
     m = fc.Mlfcgi(BIN, ['--model', MODEL, '--threads', '1', '--io-timeout',
-                        str(TIMEOUT_S)] + args,
+                        str(TIMEOUT_S), '--body-timeout',
+                        str(BODY_TIMEOUT_S)] + args,
                   os.path.join(tmp, name + '.log'), addr=addr)
     procs.append(m)
     if not m.wait_up():
@@ -146,6 +153,48 @@ def read_cases(m, kind):
          'down and read until we close, up to 2 s more)' % kind)
     s.close()
     next_answers(m, kind)
+    trickle_cases(m, kind)
+
+
+def trickle_cases(m, kind):
+    # A byte every 0.4 s: each wait is under --io-timeout, the whole body
+    # (30 bytes) would take 12 s.
+    body = fc.SETOSA
+    s = fc.connect(m.addr, 30)
+    s.sendall(fc.begin_record() + params(len(body)))
+    began = time.monotonic()
+    for i in range(len(body)):
+        try:
+            s.sendall(fc._record(fc.FCGI_STDIN, body[i:i + 1]))
+        except OSError:
+            break
+        if select.select([s], [], [], 0.4)[0]:
+            break
+    status, headers, answer = read_answer(s, LET_GO_S)
+    took = time.monotonic() - began
+    try:
+        detail = json.loads(answer).get('detail', '')
+    except ValueError:
+        detail = None
+    t.ok(status == 408 and isinstance(detail, str) and 'body timeout' in
+         detail and took < BODY_TIMEOUT_S + 4,
+         '%s: a body trickling a byte every 0.4 s is answered 408 after '
+         '--body-timeout (%d, %r, %.1f s)' % (kind, status, answer[:120],
+                                             took))
+    s.close()
+    next_answers(m, kind)
+
+    # Slow, but whole within the deadline: three pieces 0.3 s apart.
+    s = fc.connect(m.addr, 30)
+    s.sendall(fc.begin_record() + params(len(body)))
+    for piece in (body[:10], body[10:20], body[20:]):
+        time.sleep(0.3)
+        s.sendall(fc._record(fc.FCGI_STDIN, piece))
+    s.sendall(fc._record(fc.FCGI_STDIN, b''))
+    status, headers, answer = read_answer(s, LET_GO_S)
+    t.is_(status, 200, '%s: a body in three pieces 0.3 s apart, whole '
+          'within --body-timeout, is answered 200' % kind)
+    s.close()
 
 
 def main():
@@ -168,6 +217,28 @@ def main():
 
     tcp = start('tcp', None, [])
     read_cases(tcp, 'TCP')
+
+    # A body that stops arriving shortly before its deadline, with a
+    # longer --io-timeout: the last read waits only what is left of the
+    # deadline, not the whole I/O timeout.
+    late = fc.Mlfcgi(BIN, ['--model', MODEL, '--threads', '1', '--io-timeout',
+                           '30', '--body-timeout', '1'],
+                     os.path.join(tmp, 'late.log'),
+                     addr=os.path.join(tmp, 'late.sock'))
+    procs.append(late)
+    if not late.wait_up():
+        t.bail('late: mlfcgi did not start: %s' % late.log_tail())
+    s = fc.connect(late.addr, 30)
+    began = time.monotonic()
+    s.sendall(fc.begin_record() + params(100) +
+              fc._record(fc.FCGI_STDIN, b'{"features": [5.1, 3'))
+    status, headers, answer = read_answer(s, 20)
+    took = time.monotonic() - began
+    t.ok(status == 408 and b'body timeout' in answer and took < 5,
+         'unix socket, --io-timeout 30, --body-timeout 1: a body that stops '
+         'arriving is answered 408 at the deadline, not after the I/O '
+         'timeout (%d, %.1f s)' % (status, took))
+    s.close()
 
     for m in procs:
         t.is_(m.stop(), 0, '%s: mlfcgi exits 0 on SIGTERM'

@@ -340,6 +340,14 @@ test_408(void **state)
 		assert_non_null(f->body);
 		assert_detail(f, 408, "The request body stopped arriving for "
 		    "longer than the I/O timeout");
+		req.body_timed_out = 2;		/* past --body-timeout */
+		response_reset(&f->res);
+		route_handle(&f->env, &req, &f->res, &f->scratch);
+		cJSON_Delete(f->body);
+		f->body = cJSON_Parse(f->res.body.data);
+		assert_non_null(f->body);
+		assert_detail(f, 408, "The request body took longer than the "
+		    "body timeout to arrive");
 	}
 	assert_string_equal(response_reason(408), "Request Timeout");
 }
