@@ -204,6 +204,15 @@ buf_json_strn_cut(struct buf *b, const char *s, size_t n, size_t max)
 }
 
 void
+buf_json_decimal(struct buf *b, double d)
+{
+	char tmp[DTOA_BUFSZ];
+	size_t n = dtoa_json_decimal(d, tmp);
+
+	buf_append(b, tmp, n);
+}
+
+void
 buf_json_double(struct buf *b, double d)
 {
 	char tmp[DTOA_BUFSZ];

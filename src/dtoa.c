@@ -267,6 +267,33 @@ dtoa_json_reference(double d, char out[DTOA_BUFSZ])
 	return strlen(out);
 }
 
+/* If d / 10^k rounds to |d| for m = |d| x 10^k rounded, an integer below
+ * 10^15, then |d| is the double nearest the decimal m x 10^-k (m and 10^k
+ * are exact doubles, and IEEE division rounds correctly). A decimal of at
+ * most 15 significant digits survives the trip to a double and back to 15
+ * digits (DBL_DIG), so "%.15g" of d is that decimal, and 15 is the least
+ * precision dtoa_json() tries: its text is the decimal's, laid out at
+ * precision 15. The k tried first that fits gives the decimal without
+ * trailing zeros. */
+size_t
+dtoa_json_decimal(double d, char out[DTOA_BUFSZ])
+{
+	static const double p10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6 };
+	double a = fabs(d), s;
+	uint64_t m;
+	int k;
+
+	if (a >= 1e-6 && a < 1e15)	/* false for NaN */
+		for (k = 0; k < 7; k++) {
+			if ((s = a * p10[k]) >= 1e15)
+				break;
+			m = (uint64_t)(s + 0.5);
+			if ((double)m / p10[k] == a)
+				return dtoa_layout(out, signbit(d) != 0, m, -k, 15);
+		}
+	return dtoa_json(d, out);
+}
+
 size_t
 dtoa_json(double d, char out[DTOA_BUFSZ])
 {

@@ -206,7 +206,7 @@ model_render_row(const struct model *m, const double *row, struct buf *b)
 		buf_putc(b, ':');
 		/* A category as its string; missing (NaN) as null. */
 		if (f->type != FEATURE_CATEGORY || isnan(row[i]))
-			buf_json_double(b, row[i]);
+			buf_json_decimal(b, row[i]);
 		else if (row[i] == SCHEMA_UNKNOWN)
 			buf_puts(b, "{\"unknown\":true}");
 		else

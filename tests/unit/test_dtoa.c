@@ -14,19 +14,28 @@
 
 #include "dtoa.h"
 
-/* Fails unless dtoa_json(d) is byte for byte the reference's text. */
+typedef size_t (*dtoa_fn)(double, char[DTOA_BUFSZ]);
+
+/* Fails unless fast(d) is byte for byte ref(d)'s text, with its length. */
 static void
-assert_same(double d)
+assert_same_as(dtoa_fn fast_fn, dtoa_fn ref_fn, double d)
 {
 	char fast[DTOA_BUFSZ], ref[DTOA_BUFSZ];
-	size_t n = dtoa_json(d, fast);
+	size_t n = fast_fn(d, fast);
 
-	dtoa_json_reference(d, ref);
+	ref_fn(d, ref);
 	if (strcmp(fast, ref) != 0)
 		print_error("%a: fast \"%s\", reference \"%s\"\n", d, fast,
 		    ref);
 	assert_string_equal(fast, ref);
 	assert_int_equal(n, strlen(fast));
+}
+
+/* dtoa_json(d) against the reference. */
+static void
+assert_same(double d)
+{
+	assert_same_as(dtoa_json, dtoa_json_reference, d);
 }
 
 /* Whether s is what the reference writes for d, at the cost of at most
@@ -232,6 +241,51 @@ test_dtoa_short_decimals(void **state)
 	}
 }
 
+/* dtoa_json_decimal() (the fast path for an input row's short decimals)
+ * must give dtoa_json()'s text for every double: short decimals with up to
+ * 8 decimals (past its 6), random doubles of every kind, and the edges. */
+static void
+assert_decimal_same(double d)
+{
+	assert_same_as(dtoa_json_decimal, dtoa_json, d);
+}
+
+static void
+test_dtoa_decimal_fast_path(void **state)
+{
+	static const double edges[] = { 0.0, -0.0, 1e-6, 9.99999e-7, 1e15,
+	    999999999999999.0, 99999999999999.9, 0.1 + 0.2, 1.0 / 3.0, 5e-324,
+	    1.7976931348623157e308, 9007199254740993.0, 0.000001, 0.0000015,
+	    123456.789012, 1234567.890123, 0.5, 2.5, -7.25, 1e14 + 0.5 };
+	uint64_t x = 0x94D049BB133111EBu;
+	char text[64];
+	unsigned i;
+
+	(void)state;
+	assert_decimal_same(NAN);
+	assert_decimal_same(INFINITY);
+	assert_decimal_same(-INFINITY);
+	for (i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+		assert_decimal_same(edges[i]);
+		assert_decimal_same(-edges[i]);
+	}
+	for (i = 0; i < 300000; i++) {
+		unsigned digits, k;
+		uint64_t m;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		digits = 1 + (unsigned)(x % 17);
+		for (m = 0, k = 0; k < digits; k++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			m = m * 10 + x % 10;
+		}
+		snprintf(text, sizeof(text), "%s%llue-%u", (x >> 40) & 1 ? "-" :
+		    "", (unsigned long long)m, (unsigned)((x >> 20) % 9));
+		assert_decimal_same(strtod(text, NULL));
+		assert_decimal_same(random_double(&x, i));
+	}
+}
+
 /* The check above must be able to fail: texts the reference would not
  * write are refused. */
 static void
@@ -256,6 +310,7 @@ main(void)
 		cmocka_unit_test(test_dtoa_definition_check),
 		cmocka_unit_test(test_dtoa_random_reference),
 		cmocka_unit_test(test_dtoa_short_decimals),
+		cmocka_unit_test(test_dtoa_decimal_fast_path),
 		cmocka_unit_test(test_dtoa_random_definition),
 	};
 
