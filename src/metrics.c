@@ -133,7 +133,6 @@ metrics_find(const char *name, const char *labels, uint64_t h)
 	return NULL;
 }
 
-/* Adds n to the series name{labels}, making it the first time. */
 /* The series name{labels}, made the first time; NULL when
  * METRICS_SERIES_MAX are taken or the labels did not fit. */
 static struct series *

@@ -212,6 +212,26 @@ test_dtoa_random_definition(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* The double nearest a random decimal: 1 to max_digits digits times 10^e,
+ * e in [e_lo, e_lo + e_span), of either sign. */
+static double
+random_decimal(uint64_t *x, unsigned max_digits, int e_lo, unsigned e_span)
+{
+	char text[64];
+	unsigned digits, k;
+	uint64_t m;
+
+	*x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+	digits = 1 + (unsigned)(*x % max_digits);
+	for (m = 0, k = 0; k < digits; k++) {
+		*x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+		m = m * 10 + *x % 10;
+	}
+	snprintf(text, sizeof(text), "%s%llue%d", (*x >> 40) & 1 ? "-" : "",
+	    (unsigned long long)m, e_lo + (int)((*x >> 20) % e_span));
+	return strtod(text, NULL);
+}
+
 /* Decimals of few digits (5.1, 0.2, 1.4490908726697348e-08's short
  * cousins): the digits removed four and two at a time must give the
  * reference's text. */
@@ -219,26 +239,11 @@ static void
 test_dtoa_short_decimals(void **state)
 {
 	uint64_t x = 0xD1B54A32D192ED03u;
-	char text[64];
 	unsigned i;
 
 	(void)state;
-	for (i = 0; i < 200000; i++) {
-		unsigned digits, k;
-		uint64_t m;
-		int e;
-
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		digits = 1 + (unsigned)(x % 15);
-		for (m = 0, k = 0; k < digits; k++) {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			m = m * 10 + x % 10;
-		}
-		e = (int)((x >> 20) % 60) - 40;
-		snprintf(text, sizeof(text), "%s%llue%d", (x >> 40) & 1 ? "-" :
-		    "", (unsigned long long)m, e);
-		assert_same(strtod(text, NULL));
-	}
+	for (i = 0; i < 200000; i++)
+		assert_same(random_decimal(&x, 15, -40, 60));
 }
 
 /* dtoa_json_decimal() (the fast path for an input row's short decimals)
@@ -258,7 +263,6 @@ test_dtoa_decimal_fast_path(void **state)
 	    1.7976931348623157e308, 9007199254740993.0, 0.000001, 0.0000015,
 	    123456.789012, 1234567.890123, 0.5, 2.5, -7.25, 1e14 + 0.5 };
 	uint64_t x = 0x94D049BB133111EBu;
-	char text[64];
 	unsigned i;
 
 	(void)state;
@@ -270,18 +274,7 @@ test_dtoa_decimal_fast_path(void **state)
 		assert_decimal_same(-edges[i]);
 	}
 	for (i = 0; i < 300000; i++) {
-		unsigned digits, k;
-		uint64_t m;
-
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		digits = 1 + (unsigned)(x % 17);
-		for (m = 0, k = 0; k < digits; k++) {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			m = m * 10 + x % 10;
-		}
-		snprintf(text, sizeof(text), "%s%llue-%u", (x >> 40) & 1 ? "-" :
-		    "", (unsigned long long)m, (unsigned)((x >> 20) % 9));
-		assert_decimal_same(strtod(text, NULL));
+		assert_decimal_same(random_decimal(&x, 17, -8, 9));
 		assert_decimal_same(random_double(&x, i));
 	}
 }
