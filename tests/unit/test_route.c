@@ -106,8 +106,24 @@ restore_model(struct fixture *f)
 	f->full = NULL;
 }
 
-/* Sends one request through route_handle(); the response is in f->res and
- * its body, parsed, in f->body (always JSON). */
+/* Sends req through route_handle(); the response is in f->res and its
+ * body, parsed, in f->body (always JSON). */
+static void
+send_request(struct fixture *f, const struct request *req)
+{
+	response_reset(&f->res);
+	cJSON_Delete(f->body);
+	route_handle(&f->env, req, &f->res, &f->scratch);
+	f->body = cJSON_Parse(f->res.body.data != NULL ? f->res.body.data :
+	    "");
+	if (f->body == NULL)
+		print_error("body is not JSON: %s\n", f->res.body.data);
+	assert_non_null(f->body);
+	assert_string_equal(f->res.content_type, "application/json");
+	assert_true(f->res.request_id[0] != '\0');
+}
+
+/* The same for a request made of these parts. */
 static void
 send_req(struct fixture *f, const char *method, const char *path,
     const char *ctype, const char *rid, const char *body)
@@ -122,16 +138,7 @@ send_req(struct fixture *f, const char *method, const char *path,
 	req.body = body != NULL ? body : "";
 	req.body_len = body != NULL ? strlen(body) : 0;
 	req.start_ns = request_now_ns();
-	response_reset(&f->res);
-	cJSON_Delete(f->body);
-	route_handle(&f->env, &req, &f->res, &f->scratch);
-	f->body = cJSON_Parse(f->res.body.data != NULL ? f->res.body.data :
-	    "");
-	if (f->body == NULL)
-		print_error("body is not JSON: %s\n", f->res.body.data);
-	assert_non_null(f->body);
-	assert_string_equal(f->res.content_type, "application/json");
-	assert_true(f->res.request_id[0] != '\0');
+	send_request(f, &req);
 }
 
 static void
@@ -303,11 +310,7 @@ test_413(void **state)
 	req.body = "{\"sepal_len";	/* what was read before the limit */
 	req.body_len = strlen(req.body);
 	req.body_too_large = 1;
-	response_reset(&f->res);
-	route_handle(&f->env, &req, &f->res, &f->scratch);
-	cJSON_Delete(f->body);
-	f->body = cJSON_Parse(f->res.body.data);
-	assert_non_null(f->body);
+	send_request(f, &req);
 	assert_detail(f, 413, "Request body is larger than the limit of "
 	    "1048576 bytes");
 }
@@ -333,19 +336,11 @@ test_408(void **state)
 		req.body = "";
 		req.body_len = 0;
 		req.body_timed_out = 1;
-		response_reset(&f->res);
-		route_handle(&f->env, &req, &f->res, &f->scratch);
-		cJSON_Delete(f->body);
-		f->body = cJSON_Parse(f->res.body.data);
-		assert_non_null(f->body);
+		send_request(f, &req);
 		assert_detail(f, 408, "The request body stopped arriving for "
 		    "longer than the I/O timeout");
 		req.body_timed_out = 2;		/* past --body-timeout */
-		response_reset(&f->res);
-		route_handle(&f->env, &req, &f->res, &f->scratch);
-		cJSON_Delete(f->body);
-		f->body = cJSON_Parse(f->res.body.data);
-		assert_non_null(f->body);
+		send_request(f, &req);
 		assert_detail(f, 408, "The request body took longer than the "
 		    "body timeout to arrive");
 	}
