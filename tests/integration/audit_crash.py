@@ -11,8 +11,12 @@ A. Default (deferred) mode, three kill -9 cycles on one database (single
    while the writer works: the acknowledged rows lost are at most
    ROWS_MAX (8192, AUDIT_LAG_ROWS) and were all acknowledged within
    WINDOW_MS_MAX (--audit-flush-ms + 900 ms) of the kill, even with
-   batches faster than the writer (backpressure). The window observed is
-   reported (rows, ms).
+   batches faster than the writer (backpressure). A lost row waited at
+   most for the commit before the one in progress and that one, so where
+   /metrics, read every 20 ms during the load, saw commits longer than
+   400 ms (a loaded machine: the sanitizer and valgrind tiers side by
+   side), the bound is --audit-flush-ms + twice the longest commit seen +
+   100 ms. The window observed is reported (rows, ms).
 B. The window's bound in rows: the writer stalled by another process's
    write lock, --audit-queue 200, 500 predictions (all answered 200):
    /metrics shows 200 queued and 300 dropped; after kill -9 exactly those
@@ -30,6 +34,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +50,7 @@ LOAD_SECONDS = 1.5              # load before each kill
 # beside this test) stretches to a few hundred ms; a commit over 1 s would
 # end the backpressure (see audit.h).
 WINDOW_MS_MAX = FLUSH_MS + 900
+COMMIT_POLL_S = 0.02            # /metrics read this often during the load
 ROWS_MAX = 8192                 # AUDIT_LAG_ROWS: most rows lost (writer ok)
 LOAD_SECONDS_MAX = 30           # ... or longer, until enough are answered
 BATCH = json.dumps({'instances': [[5.1, 3.5, 1.4, 0.2]] * 100}).encode()
@@ -68,6 +74,7 @@ def kill_under_load(m, prefix, body, min_acked, concurrency=8):
     busy machine 1.5 s may not be enough), then kill -9. Returns (load,
     t_kill)."""
     load = fc.Load(m.addr, prefix, concurrency, body=body)
+    watch = CommitWatch(m.addr)
     t0 = time.monotonic()
     while m.alive():
         now = time.monotonic()
@@ -75,10 +82,40 @@ def kill_under_load(m, prefix, body, min_acked, concurrency=8):
                 now >= t0 + LOAD_SECONDS and load.count() > min_acked):
             break
         time.sleep(0.05)
+    watch.stop()
     t_kill = time.monotonic()
     m.kill9()
     load.stop()
+    load.longest_commit_ms = watch.longest_ms
     return load, t_kill
+
+
+class CommitWatch:
+    """Reads /metrics every COMMIT_POLL_S until stop(); longest_ms: the
+    longest mlfcgi_audit_batch_commit_seconds (the last commit's duration)
+    seen. A gauge that holds each value until the next commit ends, so
+    every commit longer than a few polls is seen."""
+
+    def __init__(self, addr):
+        self.addr = addr
+        self.longest_ms = 0.0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping.wait(COMMIT_POLL_S):
+            try:
+                met = fc.metrics(self.addr)
+            except OSError:
+                continue
+            v = met.get('mlfcgi_audit_batch_commit_seconds')
+            if v is not None:
+                self.longest_ms = max(self.longest_ms, v * 1000)
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
 
 
 def check_db(db, desc):
@@ -143,9 +180,13 @@ def part_a():
                  d, acked, load.statuses, acked * per / (t_kill - t0)))
         t.ok(lost <= ROWS_MAX, '%s: acknowledged rows lost: %d, at most '
              '%d' % (d, lost, ROWS_MAX))
-        t.ok(window <= WINDOW_MS_MAX, '%s: every lost row was acknowledged '
-             'within %d ms before the kill (the oldest: %.1f ms)' % (
-                 d, WINDOW_MS_MAX, window), repr(lost_ids[:5]))
+        bound = max(WINDOW_MS_MAX,
+                    FLUSH_MS + 2 * load.longest_commit_ms + 100)
+        t.ok(window <= bound, '%s: every lost row was acknowledged '
+             'within %d ms before the kill (the oldest: %.1f ms; longest '
+             'commit seen %.1f ms)' % (d, bound, window,
+                                       load.longest_commit_ms),
+             repr(lost_ids[:5]))
         t.diag('%s: window: %d rows (%d requests) lost of %d acknowledged, '
                'oldest acknowledged %.1f ms before the kill; %d requests '
                'committed but never acknowledged' % (
