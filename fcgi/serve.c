@@ -18,6 +18,9 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 /* Answers up to this size never wait to be written (see serve_thread()). */
 #define SERVE_SMALL_ANSWER 65536
@@ -459,6 +462,9 @@ serve_thread(void *arg)
 	struct serve_fcgi_in in;
 	uint64_t start;
 
+#ifdef __linux__
+	prctl(PR_SET_NAME, "mlfcgi-request", 0, 0, 0);	/* top -H, perf */
+#endif
 	serve_conn_init(&c);
 	/* When this thread accepts (own), libfcgi must never accept on its
 	 * own: its connections would miss the timeouts and the lock. */

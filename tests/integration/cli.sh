@@ -43,7 +43,7 @@ run_cgi() {
 	    ${MLFCGI_MAX_BATCH:+MLFCGI_MAX_BATCH="$MLFCGI_MAX_BATCH"} "$MLFCGI_BIN"
 }
 
-echo "1..42"
+echo "1..43"
 
 out=$("$MLFCGI_BIN" --help); ok $? "--help exits 0"
 grep -q -- '--audit-db' <<<"$out"; ok $? "--help lists --audit-db"
@@ -140,6 +140,10 @@ for _ in $(seq 40); do
 	grep -q '"label":"virginica"' <<<"$out" && good=$((good + 1))
 done
 [ "$good" -eq 40 ]; ok $? "FastCGI over TCP: 40 predictions answered ($good)"
+names=$(cat /proc/"$pid"/task/*/comm | grep '^mlfcgi-' | sort | uniq -c |
+    awk '{print $2 " x" $1}' | paste -sd, -)
+[ "$names" = "mlfcgi-audit x1,mlfcgi-request x3" ]
+ok $? "threads named for top -H and perf: the audit writer, 3 request threads ($names)"
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 ok $rc "SIGTERM: exit status 0"
 rows=$(sqlite3 "$tmp/audit.db" 'SELECT count(*) FROM predictions')
