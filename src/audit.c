@@ -408,13 +408,15 @@ audit_bind_row(struct audit *a, sqlite3_stmt *st, int k,
 }
 
 /* Writes the n rows from first in one transaction: AUDIT_INSERT_ROWS rows
- * a statement, the rest one at a time. Returns 0 once committed; -1 with
- * the transaction rolled back, the reason in why, and the connection
- * closed if it cannot write (read-only) so that the next try reopens it.
- * Writer thread only. */
+ * a statement, the rest one at a time, yielding the CPU after each
+ * statement until yield_until (audit_now_ms() time), counted in
+ * *yields. Returns 0 once committed; -1 with the transaction rolled back,
+ * the reason in why, and the connection closed if it cannot write
+ * (read-only) so that the next try reopens it. Writer thread only. */
 static int
 audit_write_batch(struct audit *a, const struct audit_item *first, size_t n,
-    int durable, char *why, size_t whylen)
+    int durable, int64_t yield_until, uint64_t *yields, char *why,
+    size_t whylen)
 {
 	const struct audit_item *it;
 	sqlite3_stmt *st;
@@ -440,9 +442,15 @@ audit_write_batch(struct audit *a, const struct audit_item *first, size_t n,
 		 * a busy machine a batch is a millisecond or more of CPU,
 		 * and the requests waiting behind it cost more throughput
 		 * than the writer's own time (bench/RESULTS.md). Returns
-		 * at once when nothing else waits. */
-		if (rows > 1)
+		 * at once when nothing else waits. But each yield may put
+		 * the writer behind every runnable thread: with many
+		 * connections it fell --audit-flush-ms behind, requests
+		 * waited for it and the queue grew, so it stops yielding
+		 * once the batch is that late (yield_until). */
+		if (rows > 1 && audit_now_ms() < yield_until) {
 			sched_yield();
+			(*yields)++;
+		}
 	}
 	if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
 		sqlite3_clear_bindings(a->insert);
@@ -537,18 +545,20 @@ audit_deadline(int64_t ms)
 /* Writes the taken list of n rows, in transactions of about
  * AUDIT_BATCH_MAX rows cut between requests, retrying each until it
  * commits (or, closing, until AUDIT_CLOSE_RETRY_MS of failure: then it
- * and everything queued are dropped and counted). Called without the
- * lock; returns with it held. Writer thread only. */
+ * and everything queued are dropped and counted). Each transaction yields
+ * the CPU (audit_write_batch()) until its oldest row is half of flush_ms
+ * old. Called without the lock; returns with it held. Writer thread
+ * only. */
 static void
 audit_write_list(struct audit *a, struct audit_item *list, size_t n,
-    int durable)
+    int durable, long flush_ms)
 {
 	char why[sizeof(a->last_error)];
 
 	while (n > 0) {
 		struct audit_item *it = list;
 		size_t k = 1;
-		uint64_t t0, t1;
+		uint64_t t0, t1, yields = 0;
 		int rc;
 
 		while (k < n && (k < AUDIT_BATCH_MAX || it->row.more)) {
@@ -556,13 +566,15 @@ audit_write_list(struct audit *a, struct audit_item *list, size_t n,
 			k++;
 		}
 		t0 = request_now_ns();
-		rc = audit_write_batch(a, list, k, durable, why, sizeof(why));
+		rc = audit_write_batch(a, list, k, durable,
+		    list->queued_ms + flush_ms / 2, &yields, why, sizeof(why));
 		t1 = request_now_ns();
 		/* The written rows are no one else's: freed before the lock,
 		 * which request threads wait for. */
 		if (rc == 0)
 			list = audit_free_items(list, k);
 		pthread_mutex_lock(&a->lock);
+		a->stats.yields += yields;
 		if (rc == 0) {
 			if (a->failing_since != 0)
 				fprintf(stderr, "mlfcgi[%ld]: audit log: "
@@ -642,6 +654,7 @@ audit_writer(void *arg)
 		struct audit_item *list;
 		size_t n;
 		int durable;
+		long flush_ms;
 
 		while (a->queued == 0 && !a->closing) {
 			struct timespec until;
@@ -697,8 +710,9 @@ audit_writer(void *arg)
 		a->busy_since = audit_now_ms();
 		a->lock_wait = 0;
 		durable = a->durable;
+		flush_ms = a->flush_ms;
 		pthread_mutex_unlock(&a->lock);
-		audit_write_list(a, list, n, durable);
+		audit_write_list(a, list, n, durable, flush_ms);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;

@@ -82,6 +82,8 @@ struct audit_stats {
 	uint64_t	reopened;	/* file moved, deleted or read-only:
 					 * connections reopened */
 	uint64_t	waits;		/* backpressure waits of requests */
+	uint64_t	yields;		/* the writer's sched_yield() calls
+					 * (audit_write_batch()) */
 };
 
 /* Opens (creating if needed) the database at path, applies the schema if

@@ -516,6 +516,58 @@ test_healthy_again_after_unlock(void **state)
 	assert_int_equal(count_rows(t->db), 3);
 }
 
+/* The writer yields the CPU after each 16-row statement only while its
+ * batch is on time: until the batch's oldest row is half of
+ * --audit-flush-ms old. Rows that waited for another connection's lock
+ * are written without a yield. */
+static void
+test_yield_only_while_on_time(void **state)
+{
+	struct tmp *t = *state;
+	struct audit_stats st;
+	struct audit_row r;
+	struct audit *a;
+	sqlite3 *other;
+	char rid[16];
+	uint64_t fresh;
+	int i;
+
+	a = open_ok(t->db, 4096);
+	/* On time: a 1,000 ms window; 1,024 rows start a batch at once. */
+	audit_set_flush_ms(a, 2000);
+	for (i = 0; i < 1024; i++) {
+		snprintf(rid, sizeof(rid), "y%d", i);
+		row_make(&r, 0, rid);
+		assert_int_equal(audit_enqueue(a, &r), 0);
+	}
+	wait_written(a, 1024);
+	audit_get_stats(a, &st);
+	fresh = st.yields;
+	assert_true(fresh > 0);
+	assert_true(fresh <= 1024 / 16);
+
+	/* Late: 64 rows queued behind a lock held 200 ms, with a 50 ms
+	 * window. */
+	audit_set_flush_ms(a, 100);
+	other = db_open(t->db);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	for (i = 0; i < 64; i++) {
+		snprintf(rid, sizeof(rid), "z%d", i);
+		row_make(&r, 0, rid);
+		assert_int_equal(audit_enqueue(a, &r), 0);
+	}
+	usleep(200 * 1000);
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	wait_written(a, 1024 + 64);
+	audit_get_stats(a, &st);
+	assert_int_equal(st.yields, fresh);
+	audit_close(a);
+	sqlite3_close(other);
+	assert_int_equal(count_rows(t->db), 1024 + 64);
+}
+
 /* ---- two writers on one file -------------------------------------------- */
 
 struct pair_producer {
@@ -752,6 +804,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_queue_full_while_locked,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_healthy_again_after_unlock,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_yield_only_while_on_time,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles_one_file, setup,
 		    teardown),
