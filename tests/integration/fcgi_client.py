@@ -362,8 +362,11 @@ def idle_sockets(m, seconds=1.0):
 
 def sql(db, query, timeout=60):
     """Runs query with the sqlite3 program on an existing database (never
-    creating one). Returns (exit status, stdout + stderr stripped)."""
-    r = subprocess.run(['sqlite3', '-batch', 'file:%s?mode=rw' % db, query],
+    creating one), waiting up to 10 s for a lock that mlfcgi's writer holds
+    (a commit, a checkpoint, a retention pass). Returns (exit status,
+    stdout + stderr stripped)."""
+    r = subprocess.run(['sqlite3', '-batch', '-cmd', '.timeout 10000',
+                        'file:%s?mode=rw' % db, query],
                        capture_output=True, text=True, timeout=timeout)
     return r.returncode, (r.stdout + r.stderr).strip()
 
