@@ -23,7 +23,7 @@ CONTENDERS="static fcgi-ceiling mlfcgi-iris mlfcgi-iris-audit mlfcgi-iris-audit-
     mlfcgi-rf100 mlfcgi-rf100-audit fastapi-iris-1w fastapi-iris-2w
     fastapi-rf100-1w fastapi-rf100-2w audit-writer"
 
-plan 4
+plan 5
 make_tmp
 OUT=$TEST_TMP/out RES=$TEST_TMP/RESULTS.md
 BENCH_RESULTS=$RES timeout -k 10 150 "$RUN" --smoke >"$OUT" 2>"$TEST_TMP/err" </dev/null
@@ -47,6 +47,17 @@ for n in $CONTENDERS; do
     fi
 done
 is "${bad# }" "" "every contender measured without errors, or skipped with a reason"
+
+# Each measured contender with an audit log: its rows, and the requests its
+# writer's backpressure held, read from its /metrics.
+bad=""
+for n in $CONTENDERS; do
+    case $n in *-audit | *-audit-sync) ;; *) continue ;; esac
+    grep -Eq "^bench: $n skipped: .+" "$OUT" && continue
+    grep -Eq "^bench: $n peak_rss=.* audit rows written: [1-9][0-9]*; requests held by the writer's backpressure: [0-9]+$" "$OUT" ||
+        bad="$bad $n"
+done
+is "${bad# }" "" "each audit contender: rows written, and backpressure waits from /metrics"
 
 # The results file: its sections, and a row for every contender.
 missing=""
