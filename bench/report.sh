@@ -181,7 +181,9 @@ write_results() {
         echo
         echo "| package | version |"
         echo "|---|---|"
-        echo "| mlfcgi | $("$MLFCGI_BIN" --version 2>/dev/null | head -1)$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null | sed 's/^/, commit /')$(git -C "$TOP" status --porcelain -- . ':!bench/RESULTS.md' 2>/dev/null | grep -q . && echo ' + uncommitted changes') |"
+        # Uncommitted: anything but this file and its temporary copy
+        # ($tmp, being written now).
+        echo "| mlfcgi | $("$MLFCGI_BIN" --version 2>/dev/null | head -1)$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null | sed 's/^/, commit /')$(git -C "$TOP" status --porcelain -- . ':!bench/RESULTS.md*' 2>/dev/null | grep -q . && echo ' + uncommitted changes') |"
         for p in lighttpd libfcgi0ldbl libsqlite3-0 libcjson1 wrk python3 python3-fastapi \
                  python3-starlette python3-pydantic python3-uvicorn python3-uvloop \
                  python3-httptools python3-sklearn python3-numpy; do
