@@ -149,7 +149,15 @@ NLINES=$(wc -l <"$OUT")
 diag "$NLINES answers in $LOAD_SECONDS s: $(load_statuses "$OUT"); curl exit codes of the failures: $(
       awk '$1 != 200 { c[$3]++ } END { for (e in c) printf "%s x%d ", e, c[e] }' "$OUT")"
 is "$NLINES" "$N" "the client recorded an outcome for each of the $N requests"
-num_ok "$N200" ">=" $((N * 8 / 10)) "most requests were answered 200 ($N200)"
+# How many requests meet a stopped lighttpd (curl exit 7, refused) follows
+# the machine's speed: the restarts take seconds. So: the answers before
+# the first restart are all 200, and so are most of those that reached
+# lighttpd.
+is "$(head -n $((N / 5)) "$OUT" | awk '$1 != 200' | wc -l)" 0 \
+    "the first $((N / 5)) answers, before the first restart, are all 200"
+REFUSED=$(awk '$1 != 200 && $3 == 7' "$OUT" | wc -l)
+num_ok "$N200" ">=" $(((N - REFUSED) * 8 / 10)) \
+    "most requests that reached lighttpd were answered 200 ($N200 of $((N - REFUSED)); $REFUSED refused while it was down)"
 is "$(awk '$1 != 200 && $1 != "000"' "$OUT" | wc -l)" 0 \
     "no answer other than 200 (failures are refused or cut connections, not 5xx)"
 
