@@ -45,6 +45,7 @@ struct config {
 	size_t		 io_timeout;
 	size_t		 body_timeout;
 	size_t		 audit_queue;
+	size_t		 audit_queue_mb;
 	size_t		 audit_flush_ms;
 	size_t		 max_batch;
 	size_t		 cache_size;
@@ -120,6 +121,10 @@ static const struct opt {
 	{ "audit-queue", "MLFCGI_AUDIT_QUEUE", OPT_SIZE,
 	  offsetof(struct config, audit_queue), 1, 100000000, "65536",
 	  "audit rows held in memory before new ones are dropped" },
+	{ "audit-queue-mb", "MLFCGI_AUDIT_QUEUE_MB", OPT_SIZE,
+	  offsetof(struct config, audit_queue_mb), 1, 1048576, "256",
+	  "... and the most MB they may hold (one request's rows always fit "
+	  "an empty queue)" },
 	{ "audit-flush-ms", "MLFCGI_AUDIT_FLUSH_MS", OPT_SIZE,
 	  offsetof(struct config, audit_flush_ms), 1, 60000, "100",
 	  "bound on how long audit rows wait uncommitted while the writer "
@@ -326,8 +331,8 @@ print_summary(const struct config *cfg, const struct registry *r)
 	}
 	printf("audit log: %s\n", cfg->audit_db ? cfg->audit_db : "off");
 	printf("threads: %zu, max body: %zu bytes, max batch: %zu, "
-	    "audit queue: %zu rows\n", cfg->threads, cfg->max_body,
-	    cfg->max_batch, cfg->audit_queue);
+	    "audit queue: %zu rows, %zu MB\n", cfg->threads, cfg->max_body,
+	    cfg->max_batch, cfg->audit_queue, cfg->audit_queue_mb);
 	printf("listen: %s\n", cfg->listen ? cfg->listen :
 	    "fd 0 (spawned by the web server), or CGI");
 }
@@ -527,6 +532,7 @@ main(int argc, char **argv)
 		if (cfg.audit_sync)
 			audit_set_durable(env.audit);
 		audit_set_flush_ms(env.audit, (long)cfg.audit_flush_ms);
+		audit_set_queue_bytes(env.audit, cfg.audit_queue_mb << 20);
 		audit_set_retention(env.audit, (unsigned)cfg.retain_days);
 	} else if (cfg.audit_sync) {
 		fprintf(stderr, "mlfcgi: --audit-sync needs --audit-db\n");

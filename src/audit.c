@@ -41,6 +41,14 @@ struct audit_item {
 	int		   len[5];	/* of request_id .. output */
 };
 
+/* The memory item holds (its one allocation). */
+static size_t
+audit_item_size(const struct audit_item *it)
+{
+	return sizeof(*it) + (size_t)it->len[0] + (size_t)it->len[1] +
+	    (size_t)it->len[2] + (size_t)it->len[3] + (size_t)it->len[4] + 5;
+}
+
 struct audit {
 	pthread_mutex_t	  lock;		/* guards everything below it */
 	pthread_cond_t	  wake;		/* the writer waits on it */
@@ -50,6 +58,10 @@ struct audit {
 	size_t		  queued;	/* rows in head..tail */
 	size_t		  count;	/* queued + taken, not committed */
 	size_t		  capacity;
+	size_t		  bytes;	/* audit_item_size() of those count */
+	size_t		  capacity_bytes;
+	int		  bytes_full;	/* rows dropped for capacity_bytes
+					 * since the last commit */
 	int64_t		  oldest_ms;	/* queued_ms of the oldest row not
 					 * committed; 0: none */
 	int64_t		  busy_since;	/* monotonic ms the writer's current
@@ -89,6 +101,7 @@ struct audit {
 static _Thread_local struct {
 	struct audit_item *head, *tail;
 	size_t		   n;
+	size_t		   bytes;	/* audit_item_size() of the n */
 } audit_group;
 
 static int64_t
@@ -557,12 +570,13 @@ audit_write_list(struct audit *a, struct audit_item *list, size_t n,
 
 	while (n > 0) {
 		struct audit_item *it = list;
-		size_t k = 1;
+		size_t k = 1, bytes = audit_item_size(list);
 		uint64_t t0, t1, yields = 0;
 		int rc;
 
 		while (k < n && (k < AUDIT_BATCH_MAX || it->row.more)) {
 			it = it->next;
+			bytes += audit_item_size(it);
 			k++;
 		}
 		t0 = request_now_ns();
@@ -580,6 +594,8 @@ audit_write_list(struct audit *a, struct audit_item *list, size_t n,
 				fprintf(stderr, "mlfcgi[%ld]: audit log: "
 				    "writing again\n", a->pid);
 			a->count -= k;
+			a->bytes -= bytes;
+			a->bytes_full = 0;
 			a->done_ticket += k;
 			a->stats.written += k;
 			a->stats.commits++;
@@ -624,6 +640,8 @@ audit_write_list(struct audit *a, struct audit_item *list, size_t n,
 			audit_free_items(a->head, a->queued);
 			a->head = a->tail = NULL;
 			a->queued = a->count = 0;
+			a->bytes = 0;
+			a->bytes_full = 0;
 			a->oldest_ms = 0;
 			return;
 		}
@@ -757,6 +775,7 @@ audit_open(const char *path, size_t capacity, char *err, size_t errlen)
 	pthread_once(&once, audit_sqlite_config);
 	a = xcalloc(1, sizeof(*a));
 	a->capacity = capacity ? capacity : AUDIT_QUEUE_DEFAULT;
+	a->capacity_bytes = AUDIT_QUEUE_BYTES_DEFAULT;
 	a->path = xstrdup(path);
 	a->pid = (long)getpid();
 	a->healthy = 1;
@@ -866,7 +885,7 @@ audit_enqueue_ticket(struct audit *a, const struct audit_row *row,
 {
 	int64_t now = audit_now_ms();
 	struct audit_item *it = audit_item_new(row, now), *first;
-	size_t n;
+	size_t n, bytes;
 	int full;
 
 	if (audit_group.tail != NULL)
@@ -875,17 +894,24 @@ audit_enqueue_ticket(struct audit *a, const struct audit_row *row,
 		audit_group.head = it;
 	audit_group.tail = it;
 	audit_group.n++;
+	audit_group.bytes += audit_item_size(it);
 	*ticket = 0;
 	if (row->more)
 		return 0;
 	first = audit_group.head;
 	n = audit_group.n;
+	bytes = audit_group.bytes;
 	audit_group.head = audit_group.tail = NULL;
 	audit_group.n = 0;
+	audit_group.bytes = 0;
 
 	pthread_mutex_lock(&a->lock);
 	audit_backpressure(a, now, n);
-	full = a->count + n > a->capacity || a->closing;
+	/* Full: --audit-queue rows, or its bytes (but one request's rows go
+	 * into an empty queue whatever their size). */
+	if (a->count > 0 && a->bytes + bytes > a->capacity_bytes)
+		a->bytes_full = 1;
+	full = a->count + n > a->capacity || a->closing || a->bytes_full;
 	if (!full) {
 		if (a->tail != NULL)
 			a->tail->next = first;
@@ -896,6 +922,7 @@ audit_enqueue_ticket(struct audit *a, const struct audit_row *row,
 			a->oldest_ms = first->queued_ms;
 		a->queued += n;
 		a->count += n;
+		a->bytes += bytes;
 		a->stats.enqueued += n;
 		a->next_ticket += n;
 		*ticket = a->next_ticket;
@@ -907,8 +934,8 @@ audit_enqueue_ticket(struct audit *a, const struct audit_row *row,
 		if (a->stats.dropped / 10000 != (a->stats.dropped + n) / 10000 ||
 		    a->stats.dropped == 0)
 			fprintf(stderr, "mlfcgi[%ld]: audit queue full (%zu "
-			    "rows): dropping rows (%llu so far)\n", a->pid,
-			    a->capacity,
+			    "rows, %zu bytes): dropping rows (%llu so far)\n",
+			    a->pid, a->count, a->bytes,
 			    (unsigned long long)(a->stats.dropped + n));
 		a->stats.dropped += n;
 	}
@@ -974,6 +1001,14 @@ audit_set_flush_ms(struct audit *a, long ms)
 }
 
 void
+audit_set_queue_bytes(struct audit *a, size_t bytes)
+{
+	pthread_mutex_lock(&a->lock);
+	a->capacity_bytes = bytes > 0 ? bytes : 1;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void
 audit_set_retention(struct audit *a, unsigned days)
 {
 	pthread_mutex_lock(&a->lock);
@@ -988,7 +1023,7 @@ audit_healthy(struct audit *a, char *why, size_t whylen)
 	int ok;
 
 	pthread_mutex_lock(&a->lock);
-	ok = a->healthy && a->count < a->capacity;
+	ok = a->healthy && a->count < a->capacity && !a->bytes_full;
 	if (!a->healthy)
 		snprintf(why, whylen, "%s", a->last_error);
 	else if (!ok)
@@ -1003,6 +1038,7 @@ audit_get_stats(struct audit *a, struct audit_stats *st)
 	pthread_mutex_lock(&a->lock);
 	*st = a->stats;
 	st->depth = a->count;
+	st->bytes = a->bytes;
 	pthread_mutex_unlock(&a->lock);
 }
 

@@ -13,7 +13,10 @@
  *   transaction, never split across two.
  * - When the queue is full, the new request's rows are dropped, counted
  *   (dropped) and reported on stderr; the request is still answered. The
- *   queue holds `capacity` rows (default AUDIT_QUEUE_DEFAULT).
+ *   queue holds `capacity` rows (default AUDIT_QUEUE_DEFAULT), and at
+ *   most AUDIT_QUEUE_BYTES_DEFAULT bytes of them (audit_set_queue_bytes();
+ *   one request's rows are taken into an empty queue whatever their
+ *   size), so that wide rows cannot fill the memory.
  * - Unflushed window: a row waits at most flush_ms / 4 for a fuller
  *   batch. While the writer is healthy, not waiting for another process's
  *   lock and not stalled (one commit for more than 1 s), a request thread
@@ -50,6 +53,7 @@
 #include <stdint.h>
 
 #define AUDIT_QUEUE_DEFAULT 65536
+#define AUDIT_QUEUE_BYTES_DEFAULT ((size_t)256 << 20)
 #define AUDIT_BATCH_MAX 1024
 #define AUDIT_LAG_ROWS 8192		/* backpressure above this backlog */
 #define AUDIT_FLUSH_MS_DEFAULT 100
@@ -84,6 +88,7 @@ struct audit_stats {
 	uint64_t	waits;		/* backpressure waits of requests */
 	uint64_t	yields;		/* the writer's sched_yield() calls
 					 * (audit_write_batch()) */
+	size_t		bytes;		/* memory the rows not committed hold */
 };
 
 /* Opens (creating if needed) the database at path, applies the schema if
@@ -117,6 +122,10 @@ void	audit_set_durable(struct audit *a);
 /* Sets the flush interval in ms (default AUDIT_FLUSH_MS_DEFAULT, at least
  * 1): see "Unflushed window" above. Call before the first row. */
 void	audit_set_flush_ms(struct audit *a, long ms);
+/* Sets the most bytes the queued rows may hold (default
+ * AUDIT_QUEUE_BYTES_DEFAULT, at least 1): see the queue above. Call before
+ * the first row. */
+void	audit_set_queue_bytes(struct audit *a, size_t bytes);
 /* Deletes rows older than days (0: keep everything). Call before the
  * first row. */
 void	audit_set_retention(struct audit *a, unsigned days);

@@ -43,7 +43,7 @@ run_cgi() {
 	    ${MLFCGI_MAX_BATCH:+MLFCGI_MAX_BATCH="$MLFCGI_MAX_BATCH"} "$MLFCGI_BIN"
 }
 
-echo "1..43"
+echo "1..45"
 
 out=$("$MLFCGI_BIN" --help); ok $? "--help exits 0"
 grep -q -- '--audit-db' <<<"$out"; ok $? "--help lists --audit-db"
@@ -53,6 +53,10 @@ out=$("$MLFCGI_BIN" --version); [[ $out =~ ^mlfcgi\ [0-9]+\.[0-9]+\.[0-9]+$ ]]; 
 out=$("$MLFCGI_BIN" --model "$MODEL" --check); ok $? "--check on the iris model exits 0"
 grep -q 'iris 1.0.0' <<<"$out" && grep -q '4 features, 3 classes' <<<"$out"
 ok $? "--check summarises the model"
+out=$(MLFCGI_AUDIT_QUEUE_MB=64 "$MLFCGI_BIN" --model "$MODEL" --check 2>&1)
+grep -q 'audit queue: 65536 rows, 64 MB' <<<"$out"; ok $? "MLFCGI_AUDIT_QUEUE_MB sets the audit queue's memory ($(grep queue <<<"$out"))"
+out=$("$MLFCGI_BIN" --model "$MODEL" --audit-queue-mb 0 --check 2>&1); [ $? -eq 2 ] &&
+    grep -q -- '--audit-queue-mb' <<<"$out"; ok $? "--audit-queue-mb 0 is a usage error naming the option"
 
 out=$("$MLFCGI_BIN" --check 2>&1); [ $? -eq 2 ] && grep -q 'MLFCGI_MODEL' <<<"$out"
 ok $? "no model is a usage error naming MLFCGI_MODEL"

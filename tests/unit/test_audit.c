@@ -482,6 +482,67 @@ test_queue_full_while_locked(void **state)
 	sqlite3_close(other);
 }
 
+/* The queue's bytes: rows of 300 KB with a 1 MiB cap, the writer locked
+ * out: three fit, the rest are dropped, /ready says full; once they are
+ * committed, a row of 2 MiB goes into the empty queue. */
+static void
+test_queue_bytes_full_while_locked(void **state)
+{
+	struct tmp *t = *state;
+	struct audit_stats st;
+	struct audit_row r;
+	struct audit *a;
+	sqlite3 *other;
+	char why[128] = "", rid[16], *wide;
+	size_t big = 2 << 20;
+	int i;
+
+	wide = malloc(big + 1);
+	assert_non_null(wide);
+	memset(wide, 'x', big);
+	a = open_ok(t->db, 100);
+	audit_set_queue_bytes(a, 1 << 20);
+	other = db_open(t->db);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	wide[300000] = '\0';
+	for (i = 0; i < 5; i++) {
+		snprintf(rid, sizeof(rid), "w%d", i);
+		row_make(&r, 0, rid);
+		r.output = wide;
+		assert_int_equal(audit_enqueue(a, &r), i < 3 ? 0 : -1);
+	}
+	audit_get_stats(a, &st);
+	assert_int_equal(st.enqueued, 3);
+	assert_int_equal(st.dropped, 2);
+	assert_int_equal(st.depth, 3);
+	assert_true(st.bytes > 900000 && st.bytes <= 1 << 20);
+	assert_int_equal(audit_healthy(a, why, sizeof(why)), 0);
+	assert_string_equal(why, "audit log: queue full");
+	/* A small row does not fit either until the writer makes room. */
+	row_make(&r, 0, "small");
+	assert_int_equal(audit_enqueue(a, &r), -1);
+
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	wait_written(a, 3);
+	audit_get_stats(a, &st);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(audit_healthy(a, why, sizeof(why)), 1);
+	/* Larger than the cap, into an empty queue: taken. */
+	wide[300000] = 'x';
+	wide[big] = '\0';
+	row_make(&r, 0, "huge");
+	r.output = wide;
+	assert_int_equal(audit_enqueue(a, &r), 0);
+	audit_close(a);
+	assert_int_equal(db_int(other, "SELECT count(*) FROM predictions"), 4);
+	assert_int_equal(db_int(other, "SELECT length(output) FROM predictions "
+	    "WHERE request_id = 'huge'"), (long long)big);
+	sqlite3_close(other);
+	free(wide);
+}
+
 static void
 test_healthy_again_after_unlock(void **state)
 {
@@ -803,6 +864,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ts_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full_while_locked,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_queue_bytes_full_while_locked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_healthy_again_after_unlock,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_yield_only_while_on_time,
