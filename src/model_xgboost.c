@@ -1099,9 +1099,13 @@ xgb_check_version(const cJSON *root, int *major, int *minor,
 {
 	const cJSON *v = xgb_get(root, "version");
 
+	/* Both in range before they become ints (a minor of 1e11 would not
+	 * fit one). */
 	if (!cJSON_IsArray(v) || !cJSON_IsNumber(v->child) ||
 	    !cJSON_IsNumber(v->child->next) ||
-	    v->child->valuedouble < 1 || v->child->valuedouble > 2) {
+	    !(v->child->valuedouble >= 1 && v->child->valuedouble <= 2) ||
+	    !(v->child->next->valuedouble >= 0 &&
+	    v->child->next->valuedouble <= 1000)) {
 		model_errf(err, "version: expected [major, minor, patch] of "
 		    "XGBoost 1.x or 2.x");
 		return -1;

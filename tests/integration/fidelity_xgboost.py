@@ -339,6 +339,12 @@ def check_refused_files(tap, tmpdir):
     doc["learner"]["gradient_booster"]["model"]["trees"][2]["left_children"][0] = 0
     path.write_text(json.dumps(doc))
     problems += expect_refused(path, "learner.gradient_booster.model.trees[2].left_children[0]")
+    # A minor version too large for an int (found by fuzz_model).
+    doc = json.loads(xgb.train(dict(base, objective="binary:logistic"), dtrain, 3)
+                     .save_raw("json"))
+    doc["version"] = [2, 133333333335, 0]
+    path.write_text(json.dumps(doc))
+    problems += expect_refused(path, "version")
     tap.result(not problems, "unsupported or broken Booster files are refused naming the field",
                problems)
 
