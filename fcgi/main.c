@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,7 +533,9 @@ main(int argc, char **argv)
 		if (cfg.audit_sync)
 			audit_set_durable(env.audit);
 		audit_set_flush_ms(env.audit, (long)cfg.audit_flush_ms);
-		audit_set_queue_bytes(env.audit, cfg.audit_queue_mb << 20);
+		/* At most 1 TiB: clamped where size_t is 32 bits. */
+		audit_set_queue_bytes(env.audit, cfg.audit_queue_mb >
+		    SIZE_MAX >> 20 ? SIZE_MAX : cfg.audit_queue_mb << 20);
 		audit_set_retention(env.audit, (unsigned)cfg.retain_days);
 	} else if (cfg.audit_sync) {
 		fprintf(stderr, "mlfcgi: --audit-sync needs --audit-db\n");

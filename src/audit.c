@@ -41,12 +41,25 @@ struct audit_item {
 	int		   len[5];	/* of request_id .. output */
 };
 
+/* The size of the one allocation of an item whose five strings
+ * (request_id .. output) have the lengths len, each with its NUL. */
+static size_t
+audit_item_bytes(const size_t len[5])
+{
+	return sizeof(struct audit_item) + len[0] + len[1] + len[2] + len[3] +
+	    len[4] + 5;
+}
+
 /* The memory item holds (its one allocation). */
 static size_t
 audit_item_size(const struct audit_item *it)
 {
-	return sizeof(*it) + (size_t)it->len[0] + (size_t)it->len[1] +
-	    (size_t)it->len[2] + (size_t)it->len[3] + (size_t)it->len[4] + 5;
+	size_t len[5];
+	int i;
+
+	for (i = 0; i < 5; i++)
+		len[i] = (size_t)it->len[i];
+	return audit_item_bytes(len);
 }
 
 struct audit {
@@ -826,8 +839,7 @@ audit_item_new(const struct audit_row *row, int64_t now)
 {
 	size_t len[5] = { strlen(row->request_id), strlen(row->model),
 	    strlen(row->version), strlen(row->input), strlen(row->output) };
-	struct audit_item *it = xmalloc(sizeof(*it) + len[0] + len[1] +
-	    len[2] + len[3] + len[4] + 5);
+	struct audit_item *it = xmalloc(audit_item_bytes(len));
 	char *p = (char *)(it + 1);
 	int i;
 
