@@ -32,6 +32,20 @@
 #define AUDIT_INSERT_ROWS 16
 /* The columns a row binds, ? 1-9 of its VALUES group. */
 #define AUDIT_COLUMNS 9
+/* WAL frames (pages) after which the checkpointer copies the WAL into the
+ * database: 4 MiB of 16 KiB pages, as SQLite's default autocheckpoint of
+ * 1000 pages of 4 KiB. */
+#define AUDIT_CKPT_FRAMES 256
+/* WAL frames past which the writer checkpoints itself, once the
+ * checkpointer's run in progress is over, so that the WAL stops growing at
+ * about 16 MiB. SQLite starts a WAL over only when a transaction begins
+ * with every frame copied, and the writer's commits come faster than a
+ * slow disk's checkpoints: then the WAL grows to this. On a disk slower
+ * than the rows, the writer's wait here is what holds the requests back
+ * (through the backpressure) instead of the queue filling: with 4096
+ * frames that wait passed a second and rows were dropped (bench/RESULTS.md,
+ * "The checkpointer thread"). */
+#define AUDIT_WAL_MAX_FRAMES 1024
 
 /* One queued row: the row, then its strings, in one allocation. */
 struct audit_item {
@@ -93,6 +107,20 @@ struct audit {
 	long		  flush_ms;
 	char		  last_error[128];
 	struct audit_stats stats;
+	pthread_cond_t	  ckpt_wake;	/* the checkpointer waits on it */
+	int		  ckpt_wanted;	/* the WAL has AUDIT_CKPT_FRAMES */
+	int		  ckpt_stop;	/* the checkpointer is to end */
+
+	/* The checkpointer's connection to the writer's file: opened and
+	 * closed by the writer thread, used by the checkpointer thread, both
+	 * with ckpt_lock held (a checkpoint holds it throughout). The writer
+	 * reads the pointer without it. */
+	pthread_mutex_t	  ckpt_lock;
+	sqlite3		 *ckpt_db;	/* NULL: the writer checkpoints */
+	pthread_t	  ckpt_thread;
+	int		  ckpt_running;	/* ckpt_thread was started */
+	int		  ckpt_failing;	/* checkpointer thread only: its last
+					 * checkpoint failed (said once) */
 
 	/* Writer thread only (and audit_open() before it starts): */
 	pthread_t	  thread;
@@ -234,17 +262,31 @@ audit_busy(void *arg, int tries)
 	return 1;
 }
 
-/* Closes the writer's connection. A moved or deleted file first gets its
- * WAL checkpointed into it (SQLite does not do it on close for a moved
- * file), and that WAL truncated, so that the old -wal left at the path
- * cannot be read over a new file there. Returns 0, or -1 if that
- * checkpoint failed (the connection then stays open). Writer thread only,
- * or audit_destroy(). */
+/* Closes the checkpointer's connection, after its checkpoint in
+ * progress. Writer thread only, or audit_destroy(). */
+static void
+audit_close_ckpt(struct audit *a)
+{
+	pthread_mutex_lock(&a->ckpt_lock);
+	sqlite3_close(a->ckpt_db);
+	a->ckpt_db = NULL;
+	pthread_mutex_unlock(&a->ckpt_lock);
+}
+
+/* Closes the writer's connection, the checkpointer's first: SQLite deletes
+ * the -wal beside the path when the last connection to a file closes, so
+ * that last one must be the writer's, which knows whether the file moved.
+ * A moved or deleted file first gets its WAL checkpointed into it (SQLite
+ * does not do it on close for a moved file), and that WAL truncated, so
+ * that the old -wal left at the path cannot be read over a new file
+ * there. Returns 0, or -1 if that checkpoint failed (the connection then
+ * stays open). Writer thread only, or audit_destroy(). */
 static int
 audit_close_db(struct audit *a, char *why, size_t whylen)
 {
 	int moved = 0;
 
+	audit_close_ckpt(a);
 	if (a->db == NULL)
 		return 0;
 	if (sqlite3_file_control(a->db, "main", SQLITE_FCNTL_HAS_MOVED,
@@ -264,6 +306,75 @@ audit_close_db(struct audit *a, char *why, size_t whylen)
 	a->db = NULL;
 	a->full_sync = 0;
 	return 0;
+}
+
+/* sqlite3_wal_hook() of the writer's connection, called after each of its
+ * commits with the frames in the WAL: past AUDIT_CKPT_FRAMES it wakes the
+ * checkpointer. Without a checkpointer connection, or past
+ * AUDIT_WAL_MAX_FRAMES, it checkpoints here (PASSIVE, as SQLite's own
+ * autocheckpoint), after the checkpointer's run in progress. Writer thread
+ * only. */
+static int
+audit_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct audit *a = arg;
+	int rc;
+
+	if (frames < AUDIT_CKPT_FRAMES)
+		return SQLITE_OK;
+	if (a->ckpt_db != NULL && frames < AUDIT_WAL_MAX_FRAMES) {
+		pthread_mutex_lock(&a->lock);
+		if (!a->ckpt_wanted) {
+			a->ckpt_wanted = 1;
+			pthread_cond_signal(&a->ckpt_wake);
+		}
+		pthread_mutex_unlock(&a->lock);
+		return SQLITE_OK;
+	}
+	pthread_mutex_lock(&a->ckpt_lock);
+	rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
+	    NULL, NULL);
+	pthread_mutex_unlock(&a->ckpt_lock);
+	if (rc == SQLITE_OK) {
+		pthread_mutex_lock(&a->lock);
+		a->stats.writer_checkpoints++;
+		pthread_mutex_unlock(&a->lock);
+	}
+	/* As SQLite's own hook: a failed checkpoint does not fail the
+	 * commit; the next commit tries again. */
+	return SQLITE_OK;
+}
+
+/* Opens the checkpointer's connection to the file the writer has just
+ * opened, when the checkpointer thread runs. SQLite finds a WAL by its
+ * name beside the path, so both must be the same file: a first read opens
+ * this connection's WAL at once, and if the path then no longer names the
+ * file either connection has open, there is no checkpointer connection
+ * (the writer checkpoints itself, audit_wal_hook()). Writer thread only,
+ * or audit_open(). */
+static void
+audit_open_ckpt(struct audit *a)
+{
+	sqlite3 *c = NULL;
+	int moved = 1, cmoved = 1;
+
+	if (!a->ckpt_running)
+		return;
+	if (sqlite3_open_v2(a->path, &c, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK &&
+	    sqlite3_db_readonly(c, "main") == 0 &&
+	    sqlite3_exec(c, "SELECT count(*) FROM sqlite_master", NULL, NULL,
+	    NULL) == SQLITE_OK &&
+	    sqlite3_file_control(a->db, "main", SQLITE_FCNTL_HAS_MOVED,
+	    &moved) == SQLITE_OK && !moved &&
+	    sqlite3_file_control(c, "main", SQLITE_FCNTL_HAS_MOVED,
+	    &cmoved) == SQLITE_OK && !cmoved) {
+		pthread_mutex_lock(&a->ckpt_lock);
+		a->ckpt_db = c;
+		pthread_mutex_unlock(&a->ckpt_lock);
+		return;
+	}
+	sqlite3_close(c);
 }
 
 /* Prepares *st, an INSERT of rows rows. OR FAIL: with the default (OR
@@ -316,15 +427,14 @@ audit_open_db_once(struct audit *a, int *readonly, int *busy, char *err,
 	}
 	/* 16 KiB pages for a new file (an old one keeps its own): 10-15 %
 	 * less writer CPU per row than 4 KiB, in fewer, larger writes. The
-	 * WAL is checkpointed every 256 pages, 4 MiB as with SQLite's default
-	 * 1000 pages of 4 KiB. 1 MiB of page cache: the writer appends, down
-	 * one path of each B-tree; SQLite's default 2 MiB made the process
-	 * 1.2 MB larger (7.6 MB resident at 16,000 rows/s, against 8 MB
-	 * allowed) for nothing measurable in rows/s (bench/RESULTS.md). */
+	 * WAL is checkpointed by the checkpointer thread (audit_wal_hook()).
+	 * 1 MiB of page cache: the writer appends, down one path of each
+	 * B-tree; SQLite's default 2 MiB made the process 1.2 MB larger
+	 * (7.6 MB resident at 16,000 rows/s, against 8 MB allowed) for
+	 * nothing measurable in rows/s (bench/RESULTS.md). */
 	if (sqlite3_exec(a->db, "PRAGMA page_size=16384; "
 	    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-	    "PRAGMA wal_autocheckpoint=256; PRAGMA cache_size=-1024", NULL,
-	    NULL, &msg) != SQLITE_OK) {
+	    "PRAGMA cache_size=-1024", NULL, NULL, &msg) != SQLITE_OK) {
 		rc = sqlite3_errcode(a->db) & 0xff;
 		*busy = rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
 		snprintf(err, errlen, "%s: %s", a->path, msg ? msg :
@@ -342,6 +452,8 @@ audit_open_db_once(struct audit *a, int *readonly, int *busy, char *err,
 		snprintf(err, errlen, "%s: %s", a->path, sqlite3_errmsg(a->db));
 		goto fail;
 	}
+	sqlite3_wal_hook(a->db, audit_wal_hook, a);
+	audit_open_ckpt(a);
 	return 0;
 fail:
 	if (a->db != NULL && (sqlite3_extended_errcode(a->db) & 0xff) ==
@@ -749,20 +861,90 @@ audit_writer(void *arg)
 	return NULL;
 }
 
-/* Frees a, whose writer thread is not running. */
+/* The checkpointer thread: copies the WAL into the database each time the
+ * writer's hook asks (audit_wal_hook()). PASSIVE: it never waits for the
+ * writer, which goes on committing into the WAL meanwhile. So a
+ * checkpoint's two syncs, the WAL's and the database's, the long part on a
+ * slow disk, hold neither the writer nor, through its backpressure, the
+ * requests; only the sync of the WAL's header when the writer starts it
+ * over remains in a commit. A failed checkpoint is said on stderr once,
+ * and tried again at the next wake. */
+static void *
+audit_checkpointer(void *arg)
+{
+	struct audit *a = arg;
+
+#ifdef __linux__
+	prctl(PR_SET_NAME, "mlfcgi-ckpt", 0, 0, 0);
+#endif
+	pthread_mutex_lock(&a->lock);
+	for (;;) {
+		char why[sizeof(a->last_error)] = "";
+		uint64_t t0, t1;
+		int rc = SQLITE_OK, ran = 0;
+
+		while (!a->ckpt_wanted && !a->ckpt_stop)
+			pthread_cond_wait(&a->ckpt_wake, &a->lock);
+		if (a->ckpt_stop)
+			break;
+		a->ckpt_wanted = 0;
+		pthread_mutex_unlock(&a->lock);
+		pthread_mutex_lock(&a->ckpt_lock);
+		t0 = request_now_ns();
+		if (a->ckpt_db != NULL) {
+			rc = sqlite3_wal_checkpoint_v2(a->ckpt_db, NULL,
+			    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+			ran = 1;
+			/* SQLITE_BUSY: another process's checkpoint runs. */
+			if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+				snprintf(why, sizeof(why), "%s",
+				    sqlite3_errmsg(a->ckpt_db));
+		}
+		t1 = request_now_ns();
+		pthread_mutex_unlock(&a->ckpt_lock);
+		if (why[0] != '\0' && !a->ckpt_failing)
+			fprintf(stderr, "mlfcgi[%ld]: audit log: checkpoint of "
+			    "%s failed: %s; the rows stay in its WAL, and it "
+			    "is tried again\n", a->pid, a->path, why);
+		else if (ran && rc == SQLITE_OK && a->ckpt_failing)
+			fprintf(stderr, "mlfcgi[%ld]: audit log: checkpoints "
+			    "work again\n", a->pid);
+		if (ran && rc != SQLITE_BUSY)
+			a->ckpt_failing = rc != SQLITE_OK;
+		pthread_mutex_lock(&a->lock);
+		if (ran && rc == SQLITE_OK) {
+			a->stats.checkpoints++;
+			a->stats.last_checkpoint_us = (t1 - t0) / 1000;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+/* Frees a, whose writer thread is not running: ends the checkpointer,
+ * then closes both connections. */
 static void
 audit_destroy(struct audit *a)
 {
 	char ignored[8];
 
+	if (a->ckpt_running) {
+		pthread_mutex_lock(&a->lock);
+		a->ckpt_stop = 1;
+		pthread_cond_signal(&a->ckpt_wake);
+		pthread_mutex_unlock(&a->lock);
+		pthread_join(a->ckpt_thread, NULL);
+	}
 	if (audit_close_db(a, ignored, sizeof(ignored)) < 0) {
 		sqlite3_finalize(a->insert);
 		sqlite3_finalize(a->insert_many);
 		sqlite3_close(a->db);
 	}
 	pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&a->ckpt_lock);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->committed);
+	pthread_cond_destroy(&a->ckpt_wake);
 	free(a->path);
 	free(a);
 }
@@ -795,11 +977,16 @@ audit_open(const char *path, size_t capacity, char *err, size_t errlen)
 	a->flush_ms = AUDIT_FLUSH_MS_DEFAULT;
 	a->backoff = 10;
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->ckpt_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->wake, &ca);
 	pthread_cond_init(&a->committed, &ca);
+	pthread_cond_init(&a->ckpt_wake, &ca);
 	pthread_condattr_destroy(&ca);
+	/* Without it, the writer checkpoints as SQLite would. */
+	a->ckpt_running = pthread_create(&a->ckpt_thread, NULL,
+	    audit_checkpointer, a) == 0;
 	if (audit_open_db(a, &readonly, err, errlen) < 0) {
 		if (!readonly)
 			goto fail;

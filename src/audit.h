@@ -5,6 +5,10 @@
  * queue; it never touches SQLite. The writer thread takes the whole queue
  * at once and writes it in transactions of about AUDIT_BATCH_MAX rows
  * (group commit) into the predictions table (sql/schema.sql), WAL mode.
+ * A checkpointer thread, on a second connection to the same file, copies
+ * the WAL into the database whenever the writer's commits have put 4 MiB
+ * in it, so that a checkpoint's syncs never hold a commit; past 16 MiB of
+ * WAL (the checkpointer behind a slow disk) the writer checkpoints itself.
  *
  * Guarantees:
  * - A row is counted out of the queue only after its transaction
@@ -44,8 +48,11 @@
  *
  * Shared state, all in struct audit behind `lock`: the queue, the counters,
  * the health flag and the writer's progress. The SQLite connection belongs
- * to the writer thread. A request's rows with `more` set wait in a
- * thread-local list of the calling thread until its last row. */
+ * to the writer thread, and so does the checkpointer's (the writer opens
+ * and closes it, the checkpointer uses it, each under a second mutex; it
+ * is closed before the writer's, which alone may delete the -wal). A
+ * request's rows with `more` set wait in a thread-local list of the
+ * calling thread until its last row. */
 #ifndef MLFCGI_AUDIT_H
 #define MLFCGI_AUDIT_H
 
@@ -89,6 +96,12 @@ struct audit_stats {
 	uint64_t	yields;		/* the writer's sched_yield() calls
 					 * (audit_write_batch()) */
 	size_t		bytes;		/* memory the rows not committed hold */
+	uint64_t	checkpoints;	/* WAL checkpoints the checkpointer
+					 * thread completed */
+	uint64_t	last_checkpoint_us; /* duration of its last one */
+	uint64_t	writer_checkpoints; /* ... the writer completed itself:
+					 * no checkpointer connection, or the
+					 * WAL past AUDIT_WAL_MAX_FRAMES */
 };
 
 /* Opens (creating if needed) the database at path, applies the schema if

@@ -503,6 +503,16 @@ metrics_render_audit(struct buf *b, struct audit *a, const char *pid)
 			{ "mlfcgi_audit_backpressure_waits_total", "counter",
 			  "Requests that waited for the audit writer to catch "
 			  "up.", st.waits, 0 },
+			{ "mlfcgi_audit_checkpoints_total", "counter",
+			  "Audit WAL checkpoints by the checkpointer thread.",
+			  st.checkpoints, 0 },
+			{ "mlfcgi_audit_checkpoint_seconds", "gauge",
+			  "Duration of the checkpointer's last checkpoint.",
+			  st.last_checkpoint_us, 1 },
+			{ "mlfcgi_audit_writer_checkpoints_total", "counter",
+			  "Audit WAL checkpoints the writer ran itself: the "
+			  "checkpointer fell behind, or has no connection.",
+			  st.writer_checkpoints, 0 },
 		};
 
 		for (i = 0; i < sizeof(s) / sizeof(s[0]); i++)

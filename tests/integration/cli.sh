@@ -146,8 +146,8 @@ done
 [ "$good" -eq 40 ]; ok $? "FastCGI over TCP: 40 predictions answered ($good)"
 names=$(cat /proc/"$pid"/task/*/comm | grep '^mlfcgi-' | sort | uniq -c |
     awk '{print $2 " x" $1}' | paste -sd, -)
-[ "$names" = "mlfcgi-audit x1,mlfcgi-request x3" ]
-ok $? "threads named for top -H and perf: the audit writer, 3 request threads ($names)"
+[ "$names" = "mlfcgi-audit x1,mlfcgi-ckpt x1,mlfcgi-request x3" ]
+ok $? "threads named for top -H and perf: the audit writer, its checkpointer, 3 request threads ($names)"
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 ok $rc "SIGTERM: exit status 0"
 rows=$(sqlite3 "$tmp/audit.db" 'SELECT count(*) FROM predictions')

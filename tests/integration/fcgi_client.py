@@ -277,9 +277,10 @@ def mlfcgi_help(binary):
 
 class Mlfcgi:
     """`mlfcgi --listen 127.0.0.1:PORT ARGS...` (or --listen addr: a unix
-    socket path), stderr to log. Stopped by its PID only."""
+    socket path), stderr to log, env added to the environment. Stopped by
+    its PID only."""
 
-    def __init__(self, binary, args, log, user=None, addr=None):
+    def __init__(self, binary, args, log, user=None, addr=None, env=None):
         self.port = None if addr else free_port()
         self.addr = addr or '127.0.0.1:%d' % self.port
         self.log = log
@@ -290,7 +291,7 @@ class Mlfcgi:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=open(log, 'ab'),
                                      stderr=subprocess.STDOUT,
-                                     env=clean_env())
+                                     env=dict(clean_env(), **(env or {})))
         self.pid = self.proc.pid
 
     def wait_up(self, seconds=10):

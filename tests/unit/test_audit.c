@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -807,6 +808,123 @@ test_failed_batch_rolled_back_whole(void **state)
 /* The file renamed while open: the renamed file keeps the rows committed
  * before (checkpointed into it), the next rows go to a new file at the
  * path. */
+/* Enqueues n rows of about 1 KiB each (ids prefix0 ..), and waits until
+ * the writer has committed total rows. */
+static void
+enqueue_wide(struct audit *a, const char *prefix, int n, uint64_t total)
+{
+	static char out[1100];
+	struct audit_row r;
+	char rid[32];
+	int i;
+
+	memset(out, 0, sizeof(out));
+	memcpy(out, "{\"prediction\":\"", 15);
+	memset(out + 15, 'x', 1024);
+	memcpy(out + 15 + 1024, "\"}", 2);
+	for (i = 0; i < n; i++) {
+		snprintf(rid, sizeof(rid), "%s%d", prefix, i);
+		row_make(&r, 1764460799123LL, rid);
+		r.output = out;
+		assert_int_equal(audit_enqueue(a, &r), 0);
+	}
+	wait_written(a, total);
+}
+
+/* Waits (at most 5 s) for the checkpointer's first checkpoint. */
+static void
+wait_checkpoint(struct audit *a)
+{
+	struct audit_stats st;
+	int i;
+
+	for (i = 0; i < 5000; i++) {
+		audit_get_stats(a, &st);
+		if (st.checkpoints > 0)
+			return;
+		usleep(1000);
+	}
+	assert_true(st.checkpoints > 0);
+}
+
+/* 9 MiB of rows make the WAL pass 256 frames (4 MiB) twice, and stay under
+ * AUDIT_WAL_MAX_FRAMES (16 MiB) even if it never starts over: the
+ * checkpointer thread copies it into the database, not the writer. */
+static void
+test_checkpointer_checkpoints(void **state)
+{
+	struct tmp *t = *state;
+	struct audit *a = open_ok(t->db, 0);
+	struct audit_stats st;
+	struct stat sb;
+
+	enqueue_wide(a, "c", 8000, 8000);
+	wait_checkpoint(a);
+	audit_get_stats(a, &st);
+	assert_int_equal(st.writer_checkpoints, 0);
+	assert_int_equal(st.failures, 0);
+	/* The checkpoints wrote the rows into the file itself, open. */
+	assert_int_equal(stat(t->db, &sb), 0);
+	assert_true(sb.st_size > 4 * 1024 * 1024);
+	audit_close(a);
+	assert_int_equal(count_rows(t->db), 8000);
+}
+
+/* Asserts that the database at path holds n rows, all with request ids
+ * starting with prefix, and passes integrity_check. */
+static void
+assert_only_rows(const char *path, const char *prefix, long long n)
+{
+	sqlite3 *db = db_open(path);
+	char sql[128], ok[16];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM predictions WHERE "
+	    "request_id LIKE '%s%%'", prefix);
+	assert_int_equal(db_int(db, sql), n);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions"), n);
+	db_text(db, "PRAGMA integrity_check", ok, sizeof(ok));
+	assert_string_equal(ok, "ok");
+	sqlite3_close(db);
+}
+
+/* Removes the database at path and its -wal and -shm. */
+static void
+unlink_db(const char *path)
+{
+	char side[256];
+
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+}
+
+/* A move while the checkpointer works: the checkpointer's connection is
+ * closed before the writer's, so neither file gets the other's WAL. */
+static void
+test_moved_file_with_checkpoints(void **state)
+{
+	struct tmp *t = *state;
+	struct audit *a = open_ok(t->db, 0);
+	struct audit_stats st;
+	char moved[160];
+
+	snprintf(moved, sizeof(moved), "%s.1", t->db);
+	enqueue_wide(a, "before", 10000, 10000);
+	wait_checkpoint(a);
+	assert_int_equal(rename(t->db, moved), 0);
+	enqueue_wide(a, "after", 10000, 20000);
+	audit_get_stats(a, &st);
+	assert_int_equal(st.reopened, 1);
+	assert_int_equal(st.failures, 0);
+	audit_close(a);
+
+	assert_only_rows(moved, "before", 10000);
+	assert_only_rows(t->db, "after", 10000);
+	unlink_db(moved);
+}
+
 static void
 test_moved_file_reopened(void **state)
 {
@@ -814,8 +932,7 @@ test_moved_file_reopened(void **state)
 	struct audit *a = open_ok(t->db, 0);
 	struct audit_stats st;
 	struct audit_row r;
-	char moved[160], path[176];
-	sqlite3 *db;
+	char moved[160];
 
 	snprintf(moved, sizeof(moved), "%s.1", t->db);
 	row_make(&r, 1764460799123LL, "before");
@@ -830,21 +947,9 @@ test_moved_file_reopened(void **state)
 	assert_int_equal(st.failures, 0);
 	audit_close(a);
 
-	db = db_open(moved);
-	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions WHERE "
-	    "request_id = 'before'"), 1);
-	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions"), 1);
-	sqlite3_close(db);
-	db = db_open(t->db);
-	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions WHERE "
-	    "request_id = 'after'"), 1);
-	assert_int_equal(db_int(db, "SELECT count(*) FROM predictions"), 1);
-	sqlite3_close(db);
-	unlink(moved);
-	snprintf(path, sizeof(path), "%s-wal", moved);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s-shm", moved);
-	unlink(path);
+	assert_only_rows(moved, "before", 1);
+	assert_only_rows(t->db, "after", 1);
+	unlink_db(moved);
 }
 
 int
@@ -878,6 +983,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_failed_batch_rolled_back_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpointer_checkpoints,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_moved_file_with_checkpoints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_moved_file_reopened, setup,
 		    teardown),
 	};
