@@ -360,8 +360,11 @@ audit_open_ckpt(struct audit *a)
 
 	if (!a->ckpt_running)
 		return;
+	/* Up to 1 s for that first read (another process may be recovering
+	 * the WAL); PASSIVE checkpoints never wait. */
 	if (sqlite3_open_v2(a->path, &c, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK &&
+	    sqlite3_busy_timeout(c, 1000) == SQLITE_OK &&
 	    sqlite3_db_readonly(c, "main") == 0 &&
 	    sqlite3_exec(c, "SELECT count(*) FROM sqlite_master", NULL, NULL,
 	    NULL) == SQLITE_OK &&
