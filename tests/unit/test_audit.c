@@ -863,9 +863,12 @@ test_checkpointer_checkpoints(void **state)
 	audit_get_stats(a, &st);
 	assert_int_equal(st.writer_checkpoints, 0);
 	assert_int_equal(st.failures, 0);
-	/* The checkpoints wrote the rows into the file itself, open. */
+	/* A checkpoint wrote rows into the file itself, open (the writer
+	 * writes only the WAL; a new file's schema is 3 pages, 48 KiB). The
+	 * first checkpoint copies 4 MiB of frames, some of them the same page
+	 * again: more than 1 MiB of pages. */
 	assert_int_equal(stat(t->db, &sb), 0);
-	assert_true(sb.st_size > 4 * 1024 * 1024);
+	assert_true(sb.st_size > 1024 * 1024);
 	audit_close(a);
 	assert_int_equal(count_rows(t->db), 8000);
 }
