@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -95,7 +96,6 @@ def syncs(log):
 def load(addr, requests, clients, rate):
     """requests POSTs of BODY from clients threads, at most rate a second
     in all; returns (statuses, slowest seconds)."""
-    import threading
     lock = threading.Lock()
     state = {'next': 0, 'statuses': {}, 'slowest': 0.0}
     start = time.monotonic()
