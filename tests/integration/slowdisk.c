@@ -102,41 +102,54 @@ typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
 typedef ssize_t (*write_fn)(int, const void *, size_t);
 typedef int (*sync_fn)(int);
 
+/* The next definition of name (libc's), looked up once into *slot. */
+static void *
+next_fn(void **slot, const char *name)
+{
+	if (*slot == NULL)
+		*slot = dlsym(RTLD_NEXT, name);
+	return *slot;
+}
+
+static ssize_t
+pwrite_counted(void **slot, const char *name, int fd, const void *b,
+    size_t n, off_t o)
+{
+	ssize_t r = ((pwrite_fn)next_fn(slot, name))(fd, b, n, o);
+
+	account(fd, r);
+	return r;
+}
+
+static int
+sync_slowly(void **slot, const char *name, int fd)
+{
+	slow(fd);
+	return ((sync_fn)next_fn(slot, name))(fd);
+}
+
 ssize_t
 pwrite64(int fd, const void *b, size_t n, off_t o)
 {
-	static pwrite_fn next;
-	ssize_t r;
+	static void *next;
 
-	if (next == NULL)
-		next = (pwrite_fn)dlsym(RTLD_NEXT, "pwrite64");
-	r = next(fd, b, n, o);
-	account(fd, r);
-	return r;
+	return pwrite_counted(&next, "pwrite64", fd, b, n, o);
 }
 
 ssize_t
 pwrite(int fd, const void *b, size_t n, off_t o)
 {
-	static pwrite_fn next;
-	ssize_t r;
+	static void *next;
 
-	if (next == NULL)
-		next = (pwrite_fn)dlsym(RTLD_NEXT, "pwrite");
-	r = next(fd, b, n, o);
-	account(fd, r);
-	return r;
+	return pwrite_counted(&next, "pwrite", fd, b, n, o);
 }
 
 ssize_t
 write(int fd, const void *b, size_t n)
 {
-	static write_fn next;
-	ssize_t r;
+	static void *next;
+	ssize_t r = ((write_fn)next_fn(&next, "write"))(fd, b, n);
 
-	if (next == NULL)
-		next = (write_fn)dlsym(RTLD_NEXT, "write");
-	r = next(fd, b, n);
 	account(fd, r);
 	return r;
 }
@@ -144,21 +157,15 @@ write(int fd, const void *b, size_t n)
 int
 fsync(int fd)
 {
-	static sync_fn next;
+	static void *next;
 
-	if (next == NULL)
-		next = (sync_fn)dlsym(RTLD_NEXT, "fsync");
-	slow(fd);
-	return next(fd);
+	return sync_slowly(&next, "fsync", fd);
 }
 
 int
 fdatasync(int fd)
 {
-	static sync_fn next;
+	static void *next;
 
-	if (next == NULL)
-		next = (sync_fn)dlsym(RTLD_NEXT, "fdatasync");
-	slow(fd);
-	return next(fd);
+	return sync_slowly(&next, "fdatasync", fd);
 }
