@@ -107,9 +107,11 @@ def load(addr, requests, clients, rate):
                     return
                 state['next'] += 1
                 i = state['next']
-            due = start + i / rate
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())
+            # One reading of the clock: read twice, the second could
+            # pass due, and a negative sleep raises (and ends the thread).
+            ahead = start + i / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
             t0 = time.monotonic()
             r = fc.predict(addr, BODY, 'slow-%d' % i, timeout=60)
             dt = time.monotonic() - t0
