@@ -75,7 +75,8 @@ def preload(so):
         out = subprocess.run(['ldd', BIN], capture_output=True,
                              text=True).stdout
         for line in out.splitlines():
-            if ('libasan' in line or 'libubsan' in line) and '=>' in line:
+            if ('libasan' in line or 'libubsan' in line or
+                    'libtsan' in line) and '=>' in line:
                 first.append(line.split('=>')[1].split()[0])
     except OSError:
         pass
