@@ -36,10 +36,11 @@ summarize() {
 sum_field() { awk -F'\t' -v n="$1" -v c="$2" -v f="$3" '$1 == n && $2 == c { print $f }' "$SUMMARY"; }
 proc_field() { awk -F'\t' -v n="$1" -v f="$2" '$1 == n { print $f }' "$PROCS"; }
 
-# ratio A B CONNS: A's requests/s over B's in the same round, the median
-# of those per-round ratios, two decimals; or "n/a". Pairing within a round
+# ratio_stats A B CONNS: A's requests/s over B's in the same round; prints
+# the median of those per-round ratios, then (with two rounds or more) their
+# lowest and highest, "0.94 0.89-0.99"; or "n/a". Pairing within a round
 # keeps a change in the machine's load between rounds out of the ratio.
-ratio() {
+ratio_stats() {
     awk -F'\t' -v a="$1" -v b="$2" -v c="$3" '
         $2 == c && $1 == a { ra[$3] = $4 }
         $2 == c && $1 == b { rb[$3] = $4 }
@@ -50,8 +51,18 @@ ratio() {
             for (i = 2; i <= n; i++)     # insertion sort: a handful of rounds
                 for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
             printf "%.2f", (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            if (n >= 2) printf " %.2f-%.2f", v[1], v[n]
+            print ""
         }' "$RUNS"
 }
+
+# ratio A B CONNS: the median, two decimals, or "n/a".
+ratio() { local s; s=$(ratio_stats "$@"); echo "${s%% *}"; }
+
+# ratio_range A B CONNS: the per-round range, "0.89-0.99", or empty. How
+# far one round's ratio moves on this machine: a verdict within that of its
+# target is the machine's, not the code's.
+ratio_range() { local s; s=$(ratio_stats "$@"); [ "${s#* }" != "$s" ] && echo "${s#* }"; return 0; }
 
 # verdict VALUE OP LIMIT: "met", "NOT met" or "n/a" (OP: >=, <, <=).
 verdict() {
@@ -79,7 +90,7 @@ RATIOS=(
 
 # print_figures: one line per figure on stdout.
 print_figures() {
-    local n c spec a b t v rss lk extra
+    local n c spec a b t v r rss lk extra
     for n in "${ORDER[@]}"; do
         case ${C_STATUS[$n]:-} in
             skipped) say "$n skipped: ${C_REASON[$n]:-}"; continue ;;
@@ -100,7 +111,8 @@ print_figures() {
         for c in $CONNS; do
             v=$(ratio "$a" "$b" "$c")
             [ "$v" = n/a ] && continue
-            say "ratio $a/$b c=$c $v${t:+ (target >= $t: $(verdict "$v" '>=' "$t"))}"
+            r=$(ratio_range "$a" "$b" "$c")
+            say "ratio $a/$b c=$c $v${r:+ rounds=$r}${t:+ (target >= $t: $(verdict "$v" '>=' "$t"))}"
         done
     done
 }
@@ -135,27 +147,27 @@ results_table() {
 # targets_table: issue 6's targets, each with its figure and verdict.
 targets_table() {
     local c v n
-    echo "| target | figure | verdict |"
-    echo "|---|---|---|"
+    echo "| target | figure | per-round range | verdict |"
+    echo "|---|---|---|---|"
     for c in $CONNS; do
         v=$(ratio mlfcgi-iris fcgi-ceiling "$c")
-        echo "| iris >= 0.90 x FastCGI ceiling, $c conns | $v | $(verdict "$v" '>=' 0.90) |"
+        echo "| iris >= 0.90 x FastCGI ceiling, $c conns | $v | $(ratio_range mlfcgi-iris fcgi-ceiling "$c") | $(verdict "$v" '>=' 0.90) |"
     done
     v=$(sum_field mlfcgi-iris 16 5); [ -n "$v" ] && v=$(ms "$v") || v=n/a
-    echo "| iris p99 < 2 ms at 16 conns | $v ms | $(verdict "$v" '<' 2) |"
+    echo "| iris p99 < 2 ms at 16 conns | $v ms | | $(verdict "$v" '<' 2) |"
     v=$(sum_field fcgi-ceiling 16 5); [ -n "$v" ] && v=$(ms "$v") || v=n/a
-    echo "| (for reference: the FastCGI ceiling's own p99 at 16 conns) | $v ms | $(verdict "$v" '<' 2 | sed 's/NOT met/not under 2 ms/; s/^met$/under 2 ms/') |"
+    echo "| (for reference: the FastCGI ceiling's own p99 at 16 conns) | $v ms | | $(verdict "$v" '<' 2 | sed 's/NOT met/not under 2 ms/; s/^met$/under 2 ms/') |"
     for c in $CONNS; do
         v=$(ratio mlfcgi-rf100 fcgi-ceiling "$c")
-        echo "| RF-100 >= 0.85 x FastCGI ceiling, $c conns | $v | $(verdict "$v" '>=' 0.85) |"
+        echo "| RF-100 >= 0.85 x FastCGI ceiling, $c conns | $v | $(ratio_range mlfcgi-rf100 fcgi-ceiling "$c") | $(verdict "$v" '>=' 0.85) |"
     done
     for c in $CONNS; do
         v=$(ratio mlfcgi-iris-audit mlfcgi-iris "$c")
-        echo "| audit on >= 0.95 x audit off (iris), $c conns | $v | $(verdict "$v" '>=' 0.95) |"
+        echo "| audit on >= 0.95 x audit off (iris), $c conns | $v | $(ratio_range mlfcgi-iris-audit mlfcgi-iris "$c") | $(verdict "$v" '>=' 0.95) |"
     done
     for n in mlfcgi-iris mlfcgi-iris-audit; do
         v=$(proc_field "$n" 2); [ -n "$v" ] && v=$(mb "$v") || v=n/a
-        echo "| <= 8 MB RSS per process, $n | $v MB | $(verdict "$v" '<=' 8) |"
+        echo "| <= 8 MB RSS per process, $n | $v MB | | $(verdict "$v" '<=' 8) |"
     done
 }
 
