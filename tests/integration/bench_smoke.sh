@@ -62,7 +62,8 @@ is "${bad# }" "" "each audit contender: rows written, and backpressure waits fro
 # The results file: its sections, and a row for every contender.
 missing=""
 for s in '## Machine' '## Versions' '## Settings' '## Results' '## Ratios' \
-         '## Targets' '## Audit writer on its own' 'In-process rows/s: see the model benchmark' '## Notes'; do
+         '## Targets' '| target | figure | per-round range | verdict |' \
+         '## Audit writer on its own' 'In-process rows/s: see the model benchmark' '## Notes'; do
     grep -qF -- "$s" "$RES" 2>/dev/null || missing="$missing [$s]"
 done
 for n in $CONTENDERS; do
