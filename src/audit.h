@@ -9,6 +9,8 @@
  * the WAL into the database whenever the writer's commits have put 4 MiB
  * in it, so that a checkpoint's syncs never hold a commit; past 16 MiB of
  * WAL (the checkpointer behind a slow disk) the writer checkpoints itself.
+ * After a checkpoint, the database's pages but its last 16 MiB leave the
+ * OS page cache (written once, read rarely).
  *
  * Guarantees:
  * - A row is counted out of the queue only after its transaction
