@@ -290,7 +290,7 @@ audit_close_ckpt(struct audit *a)
  * written once and read rarely: without this, every checkpoint takes
  * 4 MiB of new memory from the kernel for pages nobody reads again, which
  * costs several times the copy itself where fresh memory is expensive
- * (a virtual machine whose memory the host backs on first touch: 26-45 us
+ * (a virtual machine whose memory the host backs on first touch: 26-55 us
  * of CPU per 16 KiB page written into a growing file, against 4 us into
  * pages the kernel recycles; bench/RESULTS.md), and elsewhere pushes
  * more useful pages (the models, the web server's files) out of the
