@@ -64,6 +64,45 @@ ratio() { local s; s=$(ratio_stats "$@"); echo "${s%% *}"; }
 # target is the machine's, not the code's.
 ratio_range() { local s; s=$(ratio_stats "$@"); [ "${s#* }" != "$s" ] && echo "${s#* }"; return 0; }
 
+# pair_stats A B CONNS: the close pairs of A over B (PAIRS_TSV): prints
+# "n median lo hi min max errors", lo-hi the distribution-free 95 %
+# confidence interval of the median (order statistics k and n + 1 - k, k the
+# largest with P(Binomial(n, 1/2) < k) <= 0.025; "- -" under 6 pairs);
+# or "n/a".
+pair_stats() {
+    awk -F'\t' -v a="$1" -v b="$2" -v c="$3" '
+        $1 == a && $2 == b && $3 == c && $6 > 0 { v[++n] = $5 / $6; e += $7 }
+        END {
+            if (n == 0) { print "n/a"; exit }
+            for (i = 2; i <= n; i++)
+                for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            # P(X <= k - 1) for X ~ Binomial(n, 1/2), k = 1, 2, ...
+            k = 0; p = 0; term = 0.5 ^ n
+            for (i = 0; i < n; i++) {
+                p += term
+                if (p > 0.025) break
+                k = i + 1
+                term = term * (n - i) / (i + 1)
+            }
+            lo = k ? sprintf("%.3f", v[k]) : "-"; hi = k ? sprintf("%.3f", v[n + 1 - k]) : "-"
+            printf "%d %.3f %s %s %.3f %.3f %d\n", n, med, lo, hi, v[1], v[n], e
+        }' "$PAIRS_TSV"
+}
+
+# pair_ci LO HI: "0.94-0.98", or "n/a" (under 6 pairs).
+pair_ci() { if [ "$1" = - ]; then echo n/a; else echo "$1-$2"; fi; }
+
+# pair_verdict STATS TARGET: "met" or "NOT met" by the median, with ",
+# within noise" when the confidence interval holds the target.
+pair_verdict() {
+    local -a f=($1)
+    awk -v m="${f[1]}" -v lo="${f[2]}" -v hi="${f[3]}" -v t="$2" 'BEGIN {
+        printf "%s", (m >= t) ? "met" : "NOT met"
+        if (lo != "-" && lo < t && hi >= t) printf ", within noise"
+        print "" }'
+}
+
 # verdict VALUE OP LIMIT: "met", "NOT met" or "n/a" (OP: >=, <, <=).
 verdict() {
     if [ "$1" = n/a ] || [ -z "$1" ]; then echo n/a; return; fi
@@ -115,6 +154,34 @@ print_figures() {
             say "ratio $a/$b c=$c $v${r:+ rounds=$r}${t:+ (target >= $t: $(verdict "$v" '>=' "$t"))}"
         done
     done
+    for spec in "${CLOSE_PAIRS[@]}"; do
+        a=${spec%/*}; b=${spec#*/}
+        for c in $CONNS; do
+            v=$(pair_stats "$a" "$b" "$c")
+            [ "$v" = n/a ] && continue
+            set -- $v
+            say "pairs $a/$b c=$c n=$1 median=$2 ci95=$(pair_ci "$3" "$4") range=$5-$6 errors=$7 (target >= 0.95: $(pair_verdict "$v" 0.95))"
+        done
+    done
+}
+
+# pairs_table: the close pairs' section's table.
+pairs_table() {
+    local spec a b c v
+    echo "| ratio | conns | pairs | median | 95 % interval of the median | lowest-highest | errors | target | verdict |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
+    for spec in "${CLOSE_PAIRS[@]}"; do
+        a=${spec%/*}; b=${spec#*/}
+        for c in $CONNS; do
+            v=$(pair_stats "$a" "$b" "$c")
+            if [ "$v" = n/a ]; then
+                echo "| $a / $b | $c | 0 | | | | | >= 0.95 | n/a |"
+                continue
+            fi
+            set -- $v
+            echo "| $a / $b | $c | $1 | $2 | $(pair_ci "$3" "$4") | $5-$6 | $7 | >= 0.95 | $(pair_verdict "$v" 0.95) |"
+        done
+    done
 }
 
 pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed"; }
@@ -164,6 +231,10 @@ targets_table() {
     for c in $CONNS; do
         v=$(ratio mlfcgi-iris-audit mlfcgi-iris "$c")
         echo "| audit on >= 0.95 x audit off (iris), $c conns | $v | $(ratio_range mlfcgi-iris-audit mlfcgi-iris "$c") | $(verdict "$v" '>=' 0.95) |"
+        v=$(pair_stats mlfcgi-iris-audit mlfcgi-iris "$c")
+        [ "$v" = n/a ] && continue
+        set -- $v
+        echo "| the same from $1 close pairs of ${PAIR_SECS} s runs (median; 95 % interval) | $2 | $(pair_ci "$3" "$4") | $(pair_verdict "$v" 0.95) |"
     done
     for n in mlfcgi-iris mlfcgi-iris-audit; do
         v=$(proc_field "$n" 2); [ -n "$v" ] && v=$(mb "$v") || v=n/a
@@ -228,6 +299,12 @@ write_results() {
             for c in $CONNS; do printf ' %s |' "$(ratio "$a" "$b" "$c")"; done
             echo " ${t:+>= $t} |"
         done
+        echo
+        echo "## Close pairs (audit on over audit off, runs back to back)"
+        echo
+        echo "After the rounds: each audit-on contender and its audit-off twin, $PAIRS pair(s) per connection count of ${PAIR_SECS} s runs back to back (A then B, then B then A); the ratio of each pair, their median, its distribution-free 95 % confidence interval (order statistics; 6 pairs at least), and the lowest and highest pair. A verdict \"within noise\" has its target inside that interval."
+        echo
+        pairs_table
         echo
         echo "## Targets (issue 6)"
         echo

@@ -23,7 +23,7 @@ CONTENDERS="static fcgi-ceiling mlfcgi-iris mlfcgi-iris-audit mlfcgi-iris-audit-
     mlfcgi-rf100 mlfcgi-rf100-audit fastapi-iris-1w fastapi-iris-2w
     fastapi-rf100-1w fastapi-rf100-2w audit-writer"
 
-plan 5
+plan 6
 make_tmp
 OUT=$TEST_TMP/out RES=$TEST_TMP/RESULTS.md
 BENCH_RESULTS=$RES timeout -k 10 150 "$RUN" --smoke >"$OUT" 2>"$TEST_TMP/err" </dev/null
@@ -59,10 +59,20 @@ for n in $CONTENDERS; do
 done
 is "${bad# }" "" "each audit contender: rows written, and backpressure waits from /metrics"
 
+# The close pairs: a line for each audit-on contender measured, with its
+# audit-off twin.
+bad=""
+for n in mlfcgi-iris mlfcgi-rf100; do
+    grep -Eq "^bench: $n(-audit)? skipped: .+" "$OUT" && continue
+    grep -Eq "^bench: pairs $n-audit/$n c=16 n=1 median=[0-9.]+ ci95=n/a range=[0-9.]+-[0-9.]+ errors=0 [(]target >= 0.95: (met|NOT met)[)]$" "$OUT" ||
+        bad="$bad $n"
+done
+is "${bad# }" "" "a close-pairs line for each audit-on contender and its twin"
+
 # The results file: its sections, and a row for every contender.
 missing=""
 for s in '## Machine' '## Versions' '## Settings' '## Results' '## Ratios' \
-         '## Targets' '| target | figure | per-round range | verdict |' \
+         '## Close pairs' '## Targets' '| target | figure | per-round range | verdict |' \
          '## Audit writer on its own' 'In-process rows/s: see the model benchmark' '## Notes'; do
     grep -qF -- "$s" "$RES" 2>/dev/null || missing="$missing [$s]"
 done
