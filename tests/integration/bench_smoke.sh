@@ -23,7 +23,7 @@ CONTENDERS="static fcgi-ceiling mlfcgi-iris mlfcgi-iris-audit mlfcgi-iris-audit-
     mlfcgi-rf100 mlfcgi-rf100-audit fastapi-iris-1w fastapi-iris-2w
     fastapi-rf100-1w fastapi-rf100-2w audit-writer"
 
-plan 6
+plan 7
 make_tmp
 OUT=$TEST_TMP/out RES=$TEST_TMP/RESULTS.md
 BENCH_RESULTS=$RES timeout -k 10 150 "$RUN" --smoke >"$OUT" 2>"$TEST_TMP/err" </dev/null
@@ -70,6 +70,21 @@ for spec in mlfcgi-iris/fcgi-ceiling:0.90 mlfcgi-rf100/fcgi-ceiling:0.85 \
         bad="$bad $a/$b"
 done
 is "${bad# }" "" "a close-pairs line for each ratio with a target"
+
+# The close pairs' statistics (bench/report.sh), on known ratios: 12
+# pairs of 0.80, 0.82, ... 1.02 out of order give the median 0.91 and the
+# interval of the 3rd and 10th (0.84-0.98); 5 pairs give no interval.
+PT=$TEST_TMP/pairs.tsv
+for i in 7 2 11 4 9 1 12 5 3 10 6 8; do
+    printf 'A\tB\t16\t%s\t%s\t1000\t0\n' "$i" $((780 + 20 * i))
+done >"$PT"
+for i in 1 2 3 4 5; do printf 'A\tB\t64\t%s\t%s\t1000\t1\n' "$i" $((900 + 20 * i)); done >>"$PT"
+got=$(PAIRS_TSV=$PT bash -c '. "$1/bench/report.sh"
+    v=$(pair_stats A B 16); echo "$v / $(pair_verdict "$v" 0.95) / $(pair_verdict "$v" 0.83)"
+    v=$(pair_stats A B 64); echo "$v / $(pair_ci ${v#* * })"
+    pair_stats A B 32' _ "$SRCDIR")
+is "$(echo $got)" "12 0.910 0.840 0.980 0.800 1.020 0 / NOT met, within noise / met 5 0.960 - - 0.920 1.000 5 / n/a n/a" \
+    "close pairs: median, 95 % interval by order statistics, verdicts"
 
 # The results file: its sections, and a row for every contender.
 missing=""
