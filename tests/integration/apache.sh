@@ -115,19 +115,16 @@ check_plain_error "R: body over the default max-body (1 MiB)" 413
 # time, so it starts more processes (FcgidMaxProcessesPerClass 4).
 BATCH=$TEST_TMP/batch
 mkdir -p "$BATCH"
-export BATCH BASE_URL IRIS_SETOSA
-seq 1 40 | xargs -P 8 -I{} bash -c '
-    curl -sS --max-time 30 -H "Content-Type: application/json" -H "X-Request-Id: batch-$1" \
-         --data-binary "{\"features\":$IRIS_SETOSA}" -o "$BATCH/$1.json" \
-         -w "%{http_code}" "$BASE_URL/predict" >"$BATCH/$1.code" 2>"$BATCH/$1.err"
-' _ {}
-N200=$(cat "$BATCH"/*.code | grep -o 200 | wc -l)
+load_config "$TEST_TMP/batch.cfg" "$BASE_URL/predict" 40 batch "" "$BATCH"
+run_load "$TEST_TMP/batch.cfg" "$TEST_TMP/batch.out" 8 120 ||
+    diag "R: the 40 concurrent requests took over 120 s"
+N200=$(load_count "$TEST_TMP/batch.out")
 is "$N200" 40 "R: 40 concurrent requests all answered 200"
 PRED_OK=$((PRED_OK + N200))
-GOOD_BATCH=$(for i in $(seq 1 40); do cat "$BATCH/$i.json" 2>/dev/null || echo null; echo; done |
-    jq -n '[inputs] | to_entries
-           | map(select(.value.label == "setosa" and .value.request_id == "batch-\(.key + 1)"))
-           | length' 2>/dev/null)
+# One jq over all bodies: BATCH/i.json must be the answer to request i.
+GOOD_BATCH=$(jq -n '[inputs | (input_filename | capture("(?<i>[0-9]+)[.]json$").i) as $i
+                     | select(.label == "setosa" and .request_id == "batch-\($i)")]
+                    | length' "$BATCH"/*.json 2>/dev/null)
 BAD_BATCH=$((40 - ${GOOD_BATCH:-0}))
 is "$BAD_BATCH" 0 "R: every concurrent answer is setosa with its own request_id"
 

@@ -224,10 +224,10 @@ ok $? "--audit-sync without --audit-db is a usage error"
 # SQLite answers some of those lock upgrades "database is locked" at once.
 # Each must wait its turn and open it: 25 rounds of 8 at once, all ok.
 # Under a wrapper (tools/test-valgrind: memcheck takes seconds to start
-# each one, which spreads the starts out) 5 rounds: the race is met in
+# each one, which spreads the starts out) 2 rounds: the race is met in
 # make check and in the sanitizer tier, and memcheck looks at each path.
 rounds=25
-[ "$(head -c 2 "$MLFCGI_BIN")" = '#!' ] && rounds=5
+[ "$(head -c 2 "$MLFCGI_BIN")" = '#!' ] && rounds=2
 bad=0
 for r in $(seq "$rounds"); do
 	pids=()

@@ -269,27 +269,19 @@ check_plain_error "A: multipart/form-data" 415
 # --- concurrency: 200 requests, 8 at a time --------------------------------------
 BATCH=$TEST_TMP/batch
 mkdir -p "$BATCH"
-export BATCH BASE_URL IRIS_SETOSA
-VIRGINICA_FORM=$(form_of "$IRIS_VIRGINICA"); export VIRGINICA_FORM
-seq 1 200 | xargs -P 8 -I{} bash -c '
-    i=$1
-    if [ $((i % 2)) = 1 ]; then
-        set -- -H "Content-Type: application/json" --data-binary "{\"features\":$IRIS_SETOSA}"
-    else
-        set -- -H "Content-Type: application/x-www-form-urlencoded" --data-binary "$VIRGINICA_FORM"
-    fi
-    curl -sS --max-time 30 -H "X-Request-Id: batch-$i" "$@" -o "$BATCH/$i.json" \
-         -w "%{http_code}" "$BASE_URL/predict" >"$BATCH/$i.code" 2>"$BATCH/$i.err"
-' _ {}
-N200=$(cat "$BATCH"/*.code | grep -o 200 | wc -l)
+# Odd i: setosa as JSON; even i: virginica as a form.
+load_config "$TEST_TMP/batch.cfg" "$BASE_URL/predict" 200 batch "" "$BATCH" \
+    "$(form_of "$IRIS_VIRGINICA")"
+run_load "$TEST_TMP/batch.cfg" "$TEST_TMP/batch.out" 8 120 ||
+    diag "A: the 200 concurrent requests took over 120 s"
+N200=$(load_count "$TEST_TMP/batch.out")
 is "$N200" 200 "A: 200 concurrent requests all answered 200"
 PRED_OK=$((PRED_OK + N200))
-# One jq over all bodies: odd i asked for setosa, even i for virginica.
-GOOD_BATCH=$(for i in $(seq 1 200); do cat "$BATCH/$i.json" 2>/dev/null || echo null; echo; done |
-    jq -n '[inputs] | to_entries
-           | map(select(.value.label == (if .key % 2 == 0 then "setosa" else "virginica" end)
-                        and .value.request_id == "batch-\(.key + 1)"))
-           | length' 2>/dev/null)
+# One jq over all bodies: BATCH/i.json must be the answer to request i.
+GOOD_BATCH=$(jq -n '[inputs | (input_filename | capture("(?<i>[0-9]+)[.]json$").i) as $i
+                     | select(.label == (if ($i | tonumber) % 2 == 1 then "setosa" else "virginica" end)
+                              and .request_id == "batch-\($i)")]
+                    | length' "$BATCH"/*.json 2>/dev/null)
 BAD_BATCH=$((200 - ${GOOD_BATCH:-0}))
 is "$BAD_BATCH" 0 "A: every concurrent answer has the right label and its own request_id"
 
@@ -388,45 +380,39 @@ check_plain_error "C: GET /nope" 404
 http GET /
 like "$HTTP_STATUS $HTTP_BODY" '^200 .*mlfcgi-static-marker' "C: GET / is the static form"
 
-# SIGTERM under load: 300 requests, 8 at a time; once 20 are answered,
+# SIGTERM under load: 3000 requests, 8 at a time; once 20 are answered,
 # mlfcgi gets SIGTERM. Requests sent after that fail (lighttpd answers 503),
 # but every 200 must be a whole answer with its audit row, and mlfcgi must
 # exit 0.
 DRAIN=$TEST_TMP/drain
 mkdir -p "$DRAIN"
-export DRAIN
-seq 1 300 | xargs -P 8 -I{} bash -c '
-    curl -sS --max-time 30 -H "Content-Type: application/json" -H "X-Request-Id: drain-$1" \
-         --data-binary "{\"features\":$IRIS_SETOSA}" -o "$DRAIN/$1.json" \
-         -w "%{http_code}" "$BASE_URL/predict" >"$DRAIN/$1.code.tmp" 2>/dev/null
-    mv "$DRAIN/$1.code.tmp" "$DRAIN/$1.code"
-' _ {} &
-DRAIN_PID=$!
-track_pid "$DRAIN_PID"
+load_config "$TEST_TMP/drain.cfg" "$BASE_URL/predict" 3000 drain "" "$DRAIN"
+start_load "$TEST_TMP/drain.cfg" "$TEST_TMP/drain.out" 8
 deadline=$((SECONDS + 20))
-while [ "$(ls "$DRAIN" | grep -c '\.code$')" -lt 20 ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+# An answer's file appears with its first byte (a glob: no process per poll).
+answered() { local f=("$DRAIN"/*.json); [ -e "${f[0]}" ] && echo ${#f[@]} || echo 0; }
+while [ "$(answered)" -lt 20 ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
 # Counted before the signal: a request answered (503) just after it must
 # not count as answered before it.
-SIGTERM_AT=$(ls "$DRAIN" | grep -c '\.code$')
+SIGTERM_AT=$(answered)
 kill -TERM "$MLFCGI_PID"
 if wait_gone 20 "$MLFCGI_PID"; then
     wait "$MLFCGI_PID"; STOP_STATUS=$?
 else
     kill -KILL "$MLFCGI_PID"; wait "$MLFCGI_PID"; STOP_STATUS=timeout
 fi
-wait "$DRAIN_PID"
+wait_load 60 || diag "C: the load went on 60 s after mlfcgi stopped"
 is "$STOP_STATUS" 0 "C: mlfcgi --listen exits 0 on SIGTERM under load"
-N200=$(cat "$DRAIN"/*.code 2>/dev/null | grep -o 200 | wc -l)
-diag "C: $SIGTERM_AT of 300 answered at SIGTERM, $N200 answered 200 in all"
+N200=$(load_count "$TEST_TMP/drain.out")
+diag "C: $SIGTERM_AT of 3000 answered at SIGTERM, $N200 answered 200 in all"
 num_ok "$N200" ">=" "$SIGTERM_AT" "C: the requests answered before SIGTERM were 200s"
-GOOD=0
-for f in "$DRAIN"/*.code; do
-    [ "$(cat "$f")" = 200 ] || continue
-    i=$(basename "$f" .code)
-    jq -e --arg r "drain-$i" '.label == "setosa" and .request_id == $r' "$DRAIN/$i.json" \
-        >/dev/null 2>&1 && GOOD=$((GOOD + 1))
-done
-is "$GOOD" "$N200" "C: every 200 during shutdown is a whole, correct answer"
+# The bodies of the 200s (lighttpd's 503 pages are not JSON), one jq.
+GOOD=$(awk -v d="$DRAIN" '$1 == 200 { sub(/^drain-/, "", $2); print d "/" $2 ".json" }' \
+        "$TEST_TMP/drain.out" |
+    xargs -r jq -n '[inputs | (input_filename | capture("(?<i>[0-9]+)[.]json$").i) as $i
+                     | select(.label == "setosa" and .request_id == "drain-\($i)")] | length' \
+    2>/dev/null | awk '{ n += $1 } END { print n + 0 }')	# xargs may run jq twice
+is "${GOOD:-0}" "$N200" "C: every 200 during shutdown is a whole, correct answer"
 PRED_OK=$((PRED_OK + N200))
 
 stop_pid "$SERVER_PID" 15
