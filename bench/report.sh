@@ -56,6 +56,11 @@ ratio_stats() {
         }' "$RUNS"
 }
 
+# spec_parts SPEC: splits a ratio's spec "A/B:T" (T, the target, may be
+# empty) into a, b and t, the caller's variables (bash's dynamic scope:
+# the caller declares them local).
+spec_parts() { a=${1%%/*}; b=${1#*/}; b=${b%%:*}; t=${1##*:}; }
+
 # ratio A B CONNS: the median, two decimals, or "n/a".
 ratio() { local s; s=$(ratio_stats "$@"); echo "${s%% *}"; }
 
@@ -146,7 +151,7 @@ print_figures() {
         say "audit-writer rows=$(kv "$AUDIT_LINE" rows) rows_per_s=$(kv "$AUDIT_LINE" rows_per_s) enqueue_rows_per_s=$(kv "$AUDIT_LINE" enqueue_rows_per_s) in_db=$AUDIT_ROWS_DB"
     fi
     for spec in "${RATIOS[@]}"; do
-        a=${spec%%/*}; b=${spec#*/}; b=${b%%:*}; t=${spec##*:}
+        spec_parts "$spec"
         for c in $CONNS; do
             v=$(ratio "$a" "$b" "$c")
             [ "$v" = n/a ] && continue
@@ -155,7 +160,7 @@ print_figures() {
         done
     done
     for spec in "${CLOSE_PAIRS[@]}"; do
-        a=${spec%%/*}; b=${spec#*/}; b=${b%%:*}; t=${spec##*:}
+        spec_parts "$spec"
         for c in $CONNS; do
             v=$(pair_stats "$a" "$b" "$c")
             [ "$v" = n/a ] && continue
@@ -171,7 +176,7 @@ pairs_table() {
     echo "| ratio | conns | pairs | median | 95 % interval of the median | lowest-highest | errors | target | verdict |"
     echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
     for spec in "${CLOSE_PAIRS[@]}"; do
-        a=${spec%%/*}; b=${spec#*/}; b=${b%%:*}; t=${spec##*:}
+        spec_parts "$spec"
         for c in $CONNS; do
             v=$(pair_stats "$a" "$b" "$c")
             if [ "$v" = n/a ]; then
@@ -303,7 +308,7 @@ write_results() {
         printf '| ratio |'; for c in $CONNS; do printf ' %s conns |' "$c"; done; echo ' target |'
         printf '|---|'; for c in $CONNS; do printf -- '---:|'; done; echo '---|'
         for spec in "${RATIOS[@]}"; do
-            a=${spec%%/*}; b=${spec#*/}; b=${b%%:*}; t=${spec##*:}
+            spec_parts "$spec"
             printf '| %s / %s |' "$a" "$b"
             for c in $CONNS; do printf ' %s |' "$(ratio "$a" "$b" "$c")"; done
             echo " ${t:+>= $t} |"
