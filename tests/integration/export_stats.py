@@ -254,5 +254,5 @@ except Exception as e:  # a crash is a failure, reported as one
 finally:
     if server is not None and server.alive():
         server.kill9()
-    t.done()
     shutil.rmtree(tmp, ignore_errors=True)
+    t.done()	# exits
