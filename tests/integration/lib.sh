@@ -215,15 +215,19 @@ descendant_pids() {
 
 # pids_running_exe EXE PID...: those PIDs whose executable is EXE, or that
 # EXE started as a wrapper exporting MLFCGI_WRAPPER=EXE (tools/test-valgrind).
+# Tests by bash alone (-ef: the same file), as it may look at every process
+# on the machine: three processes per PID cost seconds on a slow host.
 pids_running_exe() {
-    local exe=$1 p real; shift
+    local exe=$1 p real v; shift
     real=$(readlink -f "$exe")
     for p in "$@"; do
-        if [ "$(readlink -f "/proc/$p/exe" 2>/dev/null)" = "$real" ] ||
-           tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null |
-               grep -qxF "MLFCGI_WRAPPER=$real"; then
+        if [ "/proc/$p/exe" -ef "$real" ]; then
             echo "$p"
+            continue
         fi
+        while IFS= read -r -d '' v; do
+            if [ "$v" = "MLFCGI_WRAPPER=$real" ]; then echo "$p"; break; fi
+        done 2>/dev/null <"/proc/$p/environ"
     done
     return 0
 }
