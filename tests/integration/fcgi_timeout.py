@@ -209,7 +209,10 @@ def main():
     s.sendall(fc.begin_record() + params(len(big)) +
               fc._stream(fc.FCGI_STDIN, big))
     time.sleep(0.5)
-    r = fc.predict(u.addr, timeout=LET_GO_S)
+    # Room for computing the big answer too: under ThreadSanitizer on a
+    # busy machine, 7 s was once not enough. A thread that never gave up
+    # the write would never answer, however long we wait: s stays open.
+    r = fc.predict(u.addr, timeout=LET_GO_S + 30)
     t.is_(r.status, 200, 'unix socket: while an answer of 20000 predictions '
           'waits, unread, for longer than the timeout, the one request '
           'thread gives up the write and answers the next request')
