@@ -121,10 +121,8 @@ run_load "$TEST_TMP/batch.cfg" "$TEST_TMP/batch.out" 8 120 ||
 N200=$(load_count "$TEST_TMP/batch.out")
 is "$N200" 40 "R: 40 concurrent requests all answered 200"
 PRED_OK=$((PRED_OK + N200))
-# One jq over all bodies: BATCH/i.json must be the answer to request i.
-GOOD_BATCH=$(jq -n '[inputs | (input_filename | capture("(?<i>[0-9]+)[.]json$").i) as $i
-                     | select(.label == "setosa" and .request_id == "batch-\($i)")]
-                    | length' "$BATCH"/*.json 2>/dev/null)
+# BATCH/i.json must be the answer to request i.
+GOOD_BATCH=$(count_answers batch '"setosa"' "$BATCH"/*.json)
 BAD_BATCH=$((40 - ${GOOD_BATCH:-0}))
 is "$BAD_BATCH" 0 "R: every concurrent answer is setosa with its own request_id"
 

@@ -609,6 +609,20 @@ load_config() {
     }' >"$file"
 }
 
+# count_answers PREFIX LABEL FILE...: how many of the answer files FILE
+# (DIR/i.json: the answer to request i of a load_config with OUTDIR) hold
+# the label LABEL, a jq expression of $n (the number i), and the
+# request_id PREFIX-i. Prints nothing if a file is not JSON.
+count_answers() {
+    local prefix=$1 label=$2; shift 2
+    [ $# -gt 0 ] || { echo 0; return; }
+    jq -n --arg p "$prefix" '[inputs
+        | (input_filename | capture("(?<i>[0-9]+)[.]json$").i) as $i
+        | ($i | tonumber) as $n
+        | select(.label == ('"$label"') and .request_id == "\($p)-\($i)")]
+        | length' "$@" 2>/dev/null
+}
+
 # start_load CONFIG OUT PARALLEL: run CONFIG with curl, PARALLEL transfers at
 # a time (keep-alive connections), in the background; sets LOAD_PID.
 LOAD_PID=""

@@ -277,11 +277,9 @@ run_load "$TEST_TMP/batch.cfg" "$TEST_TMP/batch.out" 8 120 ||
 N200=$(load_count "$TEST_TMP/batch.out")
 is "$N200" 200 "A: 200 concurrent requests all answered 200"
 PRED_OK=$((PRED_OK + N200))
-# One jq over all bodies: BATCH/i.json must be the answer to request i.
-GOOD_BATCH=$(jq -n '[inputs | (input_filename | capture("(?<i>[0-9]+)[.]json$").i) as $i
-                     | select(.label == (if ($i | tonumber) % 2 == 1 then "setosa" else "virginica" end)
-                              and .request_id == "batch-\($i)")]
-                    | length' "$BATCH"/*.json 2>/dev/null)
+# BATCH/i.json must be the answer to request i.
+GOOD_BATCH=$(count_answers batch 'if $n % 2 == 1 then "setosa" else "virginica" end' \
+    "$BATCH"/*.json)
 BAD_BATCH=$((200 - ${GOOD_BATCH:-0}))
 is "$BAD_BATCH" 0 "A: every concurrent answer has the right label and its own request_id"
 
@@ -406,12 +404,10 @@ is "$STOP_STATUS" 0 "C: mlfcgi --listen exits 0 on SIGTERM under load"
 N200=$(load_count "$TEST_TMP/drain.out")
 diag "C: $SIGTERM_AT of 3000 answered at SIGTERM, $N200 answered 200 in all"
 num_ok "$N200" ">=" "$SIGTERM_AT" "C: the requests answered before SIGTERM were 200s"
-# The bodies of the 200s (lighttpd's 503 pages are not JSON), one jq.
-GOOD=$(awk -v d="$DRAIN" '$1 == 200 { sub(/^drain-/, "", $2); print d "/" $2 ".json" }' \
-        "$TEST_TMP/drain.out" |
-    xargs -r jq -n '[inputs | (input_filename | capture("(?<i>[0-9]+)[.]json$").i) as $i
-                     | select(.label == "setosa" and .request_id == "drain-\($i)")] | length' \
-    2>/dev/null | awk '{ n += $1 } END { print n + 0 }')	# xargs may run jq twice
+# The bodies of the 200s (lighttpd's 503 pages are not JSON).
+mapfile -t OK_FILES < <(awk -v d="$DRAIN" '$1 == 200 { sub(/^drain-/, "", $2); print d "/" $2 ".json" }' \
+    "$TEST_TMP/drain.out")
+GOOD=$(count_answers drain '"setosa"' "${OK_FILES[@]}")
 is "${GOOD:-0}" "$N200" "C: every 200 during shutdown is a whole, correct answer"
 PRED_OK=$((PRED_OK + N200))
 
