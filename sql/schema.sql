@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     model       TEXT    NOT NULL,             -- model name
     version     TEXT    NOT NULL,             -- model version
     input       TEXT    NOT NULL,             -- validated features, JSON object keyed by name
-    output      TEXT    NOT NULL,             -- JSON: prediction, label, confidence, probabilities
+    output      TEXT    NOT NULL,             -- JSON: the answer /predict gave for it, less model, version, request_id
     latency_us  INTEGER NOT NULL,             -- from request accepted to response ready
     cached      INTEGER NOT NULL DEFAULT 0,   -- 1 when served from the prediction cache
     pid         INTEGER NOT NULL              -- the mlfcgi process that served it
